@@ -1,0 +1,180 @@
+"""The `rag` command: ingest, search, ask, articles, serve, eval. Errors become messages and exit codes here."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from rag.config import Settings
+from rag.errors import (
+    ConfigError,
+    InvalidRequestError,
+    NotFoundError,
+    RagError,
+    StoreLockedError,
+    UpstreamError,
+)
+from rag.models import Filters
+
+app = typer.Typer(help="Question answering over news articles, with citations.", no_args_is_help=True, pretty_exceptions_enable=False)
+articles_app = typer.Typer(help="List, show and delete articles.", no_args_is_help=True)
+app.add_typer(articles_app, name="articles")
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False)
+
+# Exit codes: 1 some input failed, 2 usage, 3 not found, 4 store busy, 5 upstream, 6 config.
+_EXIT = {NotFoundError: 3, StoreLockedError: 4, UpstreamError: 5, ConfigError: 6, InvalidRequestError: 2}
+
+
+@contextmanager
+def _service(settings: Settings | None = None) -> Iterator[Any]:
+    from rag.service import RagService
+
+    try:
+        with RagService.open(settings or Settings()) as service:
+            yield service
+    except RagError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        code = next((c for t, c in _EXIT.items() if isinstance(exc, t)), 1)
+        raise typer.Exit(code) from None
+
+
+def _filters(since: str | None, until: str | None, source: str | None = None) -> Filters:
+    try:
+        return Filters(
+            since=dt.date.fromisoformat(since) if since else None,
+            until=dt.date.fromisoformat(until) if until else None,
+            source=source,
+        )
+    except ValueError:
+        err.print("[red]error:[/red] --since/--until take dates as YYYY-MM-DD")
+        raise typer.Exit(2) from None
+
+
+Since = Annotated[str | None, typer.Option("--since", help="Only articles published on or after (YYYY-MM-DD).")]
+Until = Annotated[str | None, typer.Option("--until", help="Only articles published on or before (YYYY-MM-DD).")]
+AsJson = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+K = Annotated[int | None, typer.Option("-k", help="How many passages.")]
+
+
+@app.command()
+def ingest(
+    paths: Annotated[list[Path], typer.Argument(help="Files or folders (.txt .md .html .json .jsonl).")],
+    as_json: AsJson = False,
+) -> None:
+    """Add or update articles; unchanged ones are skipped. Exits 1 if any article failed."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with _service() as service:
+        show = sys.stderr.isatty() and not as_json
+        with Progress(
+            TextColumn("ingesting"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+            console=err, disable=not show, transient=True,
+        ) as bar:  # fmt: skip
+            task = bar.add_task("ingest", total=None)
+            report = service.ingest_paths(paths, progress=lambda _r: bar.advance(task))
+    if as_json:
+        out.print_json(
+            json.dumps(
+                {"summary": report.summary(), "results": [r.__dict__ for r in report.results]}, default=str
+            )
+        )
+    else:
+        for r in report.results:
+            if r.status == "failed":
+                err.print(f"[red]failed[/red] {r.origin}: {r.reason}")
+        s = report.summary()
+        out.print(f"added {s['added']}, updated {s['updated']}, unchanged {s['unchanged']}, failed {s['failed']}")
+    if report.failed:
+        raise typer.Exit(1)
+
+
+@app.command()
+def search(
+    query: Annotated[str, typer.Argument(help="What to look for.")],
+    k: K = None,
+    since: Since = None,
+    until: Until = None,
+    source: Annotated[str | None, typer.Option(help="Only this source.")] = None,
+    as_json: AsJson = False,
+) -> None:
+    """Print the passages that best match a query, best first."""
+    with _service() as service:
+        try:
+            passages = service.search(query, k, _filters(since, until, source))
+        except RagError as exc:
+            err.print(f"[red]error:[/red] {exc}")
+            raise typer.Exit(2) from None
+    if as_json:
+        out.print_json(json.dumps([p.model_dump(mode="json") for p in passages]))
+        return
+    if not passages:
+        out.print("no matching passages")
+    for rank, p in enumerate(passages, start=1):
+        date = p.published_at.isoformat() if p.published_at else "undated"
+        out.print(
+            f"[bold]{rank}. {p.title}[/bold]  {date}  score {p.score:.4f} (cosine {p.dense_score})  "
+            f"[dim]{p.article_id} [{p.start}:{p.end}][/dim]"
+        )
+        out.print(f"   {p.text}\n", markup=False)
+
+
+@articles_app.command("list")
+def articles_list(as_json: AsJson = False) -> None:
+    """List the stored articles, newest first."""
+    with _service() as service:
+        records = service.list_articles()
+    if as_json:
+        out.print_json(json.dumps([{**r.__dict__, "text": None} for r in records], default=str))
+        return
+    table = Table("id", "date", "title", "chunks", "source")
+    for r in records:
+        table.add_row(r.id, str(r.published_at or ""), r.title[:70], str(r.chunks), r.source or "")
+    out.print(table)
+
+
+@articles_app.command("show")
+def articles_show(article_id: str, as_json: AsJson = False) -> None:
+    """Print one article with its metadata."""
+    with _service() as service:
+        try:
+            record = service.get_article(article_id)
+        except NotFoundError as exc:
+            err.print(f"[red]error:[/red] {exc}")
+            raise typer.Exit(3) from None
+    if as_json:
+        out.print_json(json.dumps(record.__dict__, default=str))
+        return
+    out.print(f"[bold]{record.title}[/bold]\n{record.published_at or 'undated'}  {record.url or ''}  {record.chunks} chunks\n")
+    out.print(record.text or "", markup=False)
+
+
+@articles_app.command("delete")
+def articles_delete(article_id: str) -> None:
+    """Delete an article and all its chunks."""
+    with _service() as service:
+        try:
+            service.delete_article(article_id)
+        except NotFoundError as exc:
+            err.print(f"[red]error:[/red] {exc}")
+            raise typer.Exit(3) from None
+    out.print(f"deleted {article_id}")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

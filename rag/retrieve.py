@@ -1,0 +1,119 @@
+"""Hybrid retrieval: dense (Chroma) and keyword (BM25) candidates fused by reciprocal rank, with filters."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import numpy as np
+from langchain_core.callbacks import CallbackManagerForRetrieverRun
+from langchain_core.documents import Document
+from langchain_core.retrievers import BaseRetriever
+from pydantic import ConfigDict
+
+from rag.embeddings import Embedder
+from rag.errors import InvalidRequestError
+from rag.index import LocalIndex, RowFilter
+from rag.models import Filters, Passage
+from rag.store import ChromaStore, day_number
+
+
+def row_filter(filters: Filters | None) -> RowFilter | None:
+    """Translate request filters to index columns (None when nothing is filtered)."""
+    if filters is None or filters.is_empty():
+        return None
+    if filters.since and filters.until and filters.since > filters.until:
+        raise InvalidRequestError(f"'since' ({filters.since}) is after 'until' ({filters.until})")
+    return RowFilter(
+        since_day=day_number(filters.since) if filters.since else None,
+        until_day=day_number(filters.until) if filters.until else None,
+        source=filters.source,
+        article_id=filters.article_id,
+    )
+
+
+class HybridSearcher:
+    """Dense + BM25 search over the live chunks, fused with reciprocal-rank fusion."""
+
+    def __init__(self, store: ChromaStore, embedder: Embedder, candidates: int = 40, rrf_k: int = 60) -> None:
+        self.store = store
+        self.embedder = embedder
+        self.candidates = candidates
+        self.rrf_k = rrf_k
+
+    def search(self, index: LocalIndex, query: str, k: int, filters: Filters | None = None) -> list[Passage]:
+        """The `k` best passages for `query`, best first."""
+        query = query.strip()
+        if not query:
+            raise InvalidRequestError("the query is empty")
+        if not len(index):
+            return []
+        vector = self.embedder.embed([query])[0]
+        where = row_filter(filters)
+        mask = index.mask(where) if where else None
+        n = max(self.candidates, k)
+        dense = self._dense(index, vector, n, mask)
+        keyword = index.keyword(query, n, mask)
+
+        fused: dict[int, float] = {}
+        dense_rank: dict[int, int] = {}
+        keyword_rank: dict[int, int] = {}
+        for ranks, hits in ((dense_rank, dense), (keyword_rank, keyword)):
+            for rank, (row, _) in enumerate(hits, start=1):
+                ranks[row] = rank
+                fused[row] = fused.get(row, 0.0) + 1.0 / (self.rrf_k + rank)
+        best = sorted(fused, key=lambda r: (-fused[r], r))[:k]
+        if not best:
+            return []
+        similarities = np.asarray(index.vectors[best]) @ vector
+        fetched = self.store.get_chunks([index.ids[r] for r in best])
+        passages = []
+        for row, similarity in zip(best, similarities, strict=True):
+            chunk_id = index.ids[row]
+            if chunk_id not in fetched:  # deleted by another replica since our index was refreshed
+                continue
+            text, meta = fetched[chunk_id]
+            published = meta.get("published_at")
+            passages.append(
+                Passage(
+                    chunk_id=chunk_id,
+                    article_id=str(meta["article_id"]),
+                    title=str(meta.get("title", "")),
+                    url=meta.get("url"),
+                    published_at=dt.date.fromisoformat(published) if published else None,
+                    source=meta.get("source") or None,
+                    start=int(meta["start"]),
+                    end=int(meta["end"]),
+                    text=text,
+                    score=round(fused[row], 6),
+                    dense_score=round(float(similarity), 4),
+                    dense_rank=dense_rank.get(row),
+                    keyword_rank=keyword_rank.get(row),
+                )
+            )
+        return passages
+
+    def _dense(
+        self, index: LocalIndex, vector: np.ndarray, n: int, mask: np.ndarray | None
+    ) -> list[tuple[int, float]]:
+        if mask is not None:
+            return index.dense(vector, n, mask)
+        # Unfiltered: Chroma's HNSW index. Chunks our index does not hold as live (an older version still
+        # being swept, or a write by another replica not yet mirrored) are skipped.
+        hits = self.store.dense_query(vector, n + 8)
+        rows = [(index.row_of[cid], score) for cid, score in hits if cid in index.row_of]
+        return rows[:n]
+
+
+class PassageRetriever(BaseRetriever):
+    """The searcher behind LangChain's retriever interface, for LCEL chains."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    search_fn: Any
+    k: int = 5
+    filters: Filters | None = None
+
+    def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun) -> list[Document]:
+        passages: list[Passage] = self.search_fn(query, self.k, self.filters)
+        return [Document(page_content=p.text, metadata=p.model_dump(exclude={"text"})) for p in passages]

@@ -1,0 +1,153 @@
+"""RagService: the one object the CLI, the API and the evals share."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+from rag.config import Settings
+from rag.documents import iter_files, read_file
+from rag.embeddings import Embedder, make_embedder
+from rag.errors import IngestError, InvalidRequestError
+from rag.index import LocalIndex
+from rag.ingest import Ingestor, Progress
+from rag.models import Article, Filters, IngestReport, Passage
+from rag.retrieve import HybridSearcher
+from rag.store import ArticleRecord, ChromaStore, open_store
+
+log = logging.getLogger(__name__)
+
+
+class RagService:
+    """Ingest, search, ask and manage articles over one store."""
+
+    def __init__(self, settings: Settings, embedder: Embedder, store: ChromaStore) -> None:
+        self.settings = settings
+        self.embedder = embedder
+        self.store = store
+        self._index_dir: Path | None = settings.data_dir / "index" if store.is_local else None
+        self._write_lock = threading.RLock()
+        self._checked_at = 0.0
+        self.index = self._load_index()
+        self.searcher = HybridSearcher(store, embedder, settings.candidates, settings.rrf_k)
+
+    @classmethod
+    def open(cls, settings: Settings, embedder: Embedder | None = None) -> RagService:
+        """Open the configured store with the configured embedder (or the one given, to share a loaded model)."""
+        embedder = embedder or make_embedder(settings)
+        store = open_store(settings, embedder.name, embedder.dimension)
+        try:
+            return cls(settings, embedder, store)
+        except Exception:
+            store.close()
+            raise
+
+    def close(self) -> None:
+        """Release the store (and its lock)."""
+        self.store.close()
+
+    def __enter__(self) -> RagService:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- the index mirror ---
+
+    def _load_index(self) -> LocalIndex:
+        generation = self.store.generation()
+        if self._index_dir is not None and (self._index_dir / "state.json").exists():
+            try:
+                index = LocalIndex.load(self._index_dir)
+                if index.generation == generation:
+                    return index
+                log.info("keyword index is behind the store; rebuilding it")
+            except (OSError, ValueError, KeyError) as exc:
+                log.warning("keyword index unreadable (%s); rebuilding it", exc)
+        index, orphans = LocalIndex.rebuild(self.store, self.embedder.dimension)
+        if orphans:
+            log.info("sweeping %d chunks left by an interrupted write", len(orphans))
+            self.store.sweep_orphans(orphans)
+        if self._index_dir is not None:
+            index.save(self._index_dir)
+        return index
+
+    def current_index(self) -> LocalIndex:
+        """The index, refreshed when another replica has written to a shared Chroma server."""
+        if self.store.is_local:
+            return self.index  # we hold the directory's lock: nobody else writes
+        now = time.monotonic()
+        if now - self._checked_at >= self.settings.index_refresh_seconds:
+            self._checked_at = now
+            if self.store.generation() != self.index.generation:
+                with self._write_lock:
+                    self.index = self._load_index()
+        return self.index
+
+    # --- articles ---
+
+    def ingest_paths(self, paths: Sequence[Path], progress: Progress | None = None) -> IngestReport:
+        """Ingest files and folders; every file or article that fails is reported with its reason."""
+
+        def items() -> Iterable[Article | IngestError]:
+            for path, root in iter_files(paths):
+                if not path.exists():
+                    yield IngestError(f"{path}: no such file or folder")
+                    continue
+                yield from read_file(path, root, max_bytes=self.settings.max_file_bytes)
+
+        return self.ingest(items(), progress)
+
+    def ingest(self, items: Iterable[Article | IngestError], progress: Progress | None = None) -> IngestReport:
+        """Ingest parsed articles (and report the parse errors among them)."""
+        with self._write_lock:
+            ingestor = Ingestor(
+                self.store,
+                self.current_index(),
+                self.embedder,
+                self.settings.chunk_tokens,
+                self.settings.chunk_overlap_tokens,
+            )
+            report = ingestor.run(items, progress)
+            self._save_index()
+        return report
+
+    def delete_article(self, article_id: str) -> None:
+        """Remove an article and its chunks (NotFoundError when there is none)."""
+        with self._write_lock:
+            generation = self.store.delete_article(article_id)
+            self.index.apply((), removed=[article_id], generation=generation)
+            self._save_index()
+
+    def get_article(self, article_id: str) -> ArticleRecord:
+        """One article with its text."""
+        return self.store.get_article(article_id)
+
+    def list_articles(self) -> list[ArticleRecord]:
+        """All articles, newest first."""
+        return self.store.list_articles()
+
+    def _save_index(self) -> None:
+        if self._index_dir is not None:
+            self.index.save(self._index_dir)
+
+    # --- search ---
+
+    def search(self, query: str, k: int | None = None, filters: Filters | None = None) -> list[Passage]:
+        """The best passages for a query, best first."""
+        k = k or self.settings.top_k
+        if not 1 <= k <= self.settings.max_k:
+            raise InvalidRequestError(f"k must be between 1 and {self.settings.max_k}")
+        return self.searcher.search(self.current_index(), query, k, filters)
+
+    def ready(self) -> dict[str, object]:
+        """What a readiness probe reports."""
+        return {
+            "articles": self.store.count_articles(),
+            "chunks": len(self.index),
+            "embedder": self.embedder.name,
+            "store": self.settings.chroma_url or str(self.settings.data_dir),
+        }
