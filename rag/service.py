@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
-from collections.abc import Iterable, Sequence
+import weakref
+from collections.abc import AsyncIterator, Iterable, Sequence
 from pathlib import Path
+
+from langchain_core.language_models import BaseChatModel
 
 from rag.config import Settings
 from rag.documents import iter_files, read_file
@@ -14,7 +18,9 @@ from rag.embeddings import Embedder, make_embedder
 from rag.errors import IngestError, InvalidRequestError
 from rag.index import LocalIndex
 from rag.ingest import Ingestor, Progress
-from rag.models import Article, Filters, IngestReport, Passage
+from rag.answer import AnswerEngine, AnswerEvent, DoneEvent, Mode
+from rag.llm import make_chat_model
+from rag.models import Answer, Article, ChatTurn, Filters, IngestReport, Passage
 from rag.retrieve import HybridSearcher
 from rag.store import ArticleRecord, ChromaStore, open_store
 
@@ -33,6 +39,18 @@ class RagService:
         self._checked_at = 0.0
         self.index = self._load_index()
         self.searcher = HybridSearcher(store, embedder, settings.candidates, settings.rrf_k)
+        # One chat model per event loop: the SDK's async HTTP pool belongs to the loop that created it.
+        self._models: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, BaseChatModel] = (
+            weakref.WeakKeyDictionary()
+        )
+        self.chat_model_factory = lambda: make_chat_model(settings)
+        self.engine = AnswerEngine(
+            embedder,
+            self._search_for_answer,
+            self.store.get_texts,
+            settings.min_relevance,
+            self._chat_model if settings.llm_configured() else None,
+        )
 
     @classmethod
     def open(cls, settings: Settings, embedder: Embedder | None = None) -> RagService:
@@ -142,6 +160,78 @@ class RagService:
         if not 1 <= k <= self.settings.max_k:
             raise InvalidRequestError(f"k must be between 1 and {self.settings.max_k}")
         return self.searcher.search(self.current_index(), query, k, filters)
+
+    # --- answers ---
+
+    def resolve_mode(self, mode: str | None) -> Mode:
+        """The answer mode for a request: explicit, else the setting; `auto` means LLM when one is configured."""
+        chosen = mode or self.settings.answer_mode
+        if chosen == "auto":
+            return "llm" if self.engine.chat_model is not None else "extractive"
+        if chosen == "llm" and self.engine.chat_model is None:
+            raise InvalidRequestError(
+                "LLM mode is not configured: set RAG_LLM_BASE_URL or an API key, or use mode 'extractive'"
+            )
+        if chosen not in ("llm", "extractive"):
+            raise InvalidRequestError(f"unknown mode '{chosen}': use 'extractive' or 'llm'")
+        return "llm" if chosen == "llm" else "extractive"
+
+    async def astream(
+        self,
+        question: str,
+        history: Sequence[ChatTurn] | None = None,
+        filters: Filters | None = None,
+        mode: str | None = None,
+        k: int | None = None,
+    ) -> AsyncIterator[AnswerEvent]:
+        """Answer a question as a stream of events (sources, deltas, citations, done)."""
+        question = question.strip()
+        if not question:
+            raise InvalidRequestError("the question is empty")
+        if len(question) > self.settings.max_question_chars:
+            raise InvalidRequestError(f"the question is longer than {self.settings.max_question_chars} characters")
+        k = k or self.settings.top_k
+        if not 1 <= k <= self.settings.max_k:
+            raise InvalidRequestError(f"k must be between 1 and {self.settings.max_k}")
+        chosen = self.resolve_mode(mode)
+        turns = list(history or [])[-self.settings.max_history_turns :]
+        async for event in self.engine.stream(question, turns, filters, chosen, k):
+            yield event
+
+    async def aask(
+        self,
+        question: str,
+        history: Sequence[ChatTurn] | None = None,
+        filters: Filters | None = None,
+        mode: str | None = None,
+        k: int | None = None,
+    ) -> Answer:
+        """Answer a question: the `done` event of `astream`."""
+        async for event in self.astream(question, history, filters, mode, k):
+            if isinstance(event, DoneEvent):
+                return event.answer
+        raise RuntimeError("answer stream ended without a result")
+
+    def ask(
+        self,
+        question: str,
+        history: Sequence[ChatTurn] | None = None,
+        filters: Filters | None = None,
+        mode: str | None = None,
+        k: int | None = None,
+    ) -> Answer:
+        """Blocking `aask`, for the CLI and the evals."""
+        return asyncio.run(self.aask(question, history, filters, mode, k))
+
+    def _search_for_answer(self, query: str, k: int, filters: Filters | None) -> list[Passage]:
+        return self.searcher.search(self.current_index(), query, k, filters)
+
+    def _chat_model(self) -> BaseChatModel:
+        loop = asyncio.get_running_loop()
+        model = self._models.get(loop)
+        if model is None:
+            model = self._models[loop] = self.chat_model_factory()
+        return model
 
     def ready(self) -> dict[str, object]:
         """What a readiness probe reports."""

@@ -1,0 +1,318 @@
+"""Answers with verified citations: the LCEL chain, LLM output parsing, extractive mode and streaming events.
+
+Both modes produce the same stream of typed events (sources, text deltas, citations, done); the non-streaming
+answer is the `done` event's answer, so the two can never disagree.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import re
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
+from operator import itemgetter
+from typing import Any, Literal
+
+from langchain_core.documents import Document
+from langchain_core.language_models import BaseChatModel
+from langchain_core.output_parsers import StrOutputParser
+from langchain_core.prompts import ChatPromptTemplate
+from langchain_core.retrievers import BaseRetriever
+from langchain_core.runnables import Runnable, RunnableBranch, RunnableLambda, RunnablePassthrough
+from pydantic import BaseModel
+
+from rag.chunking import split_sentences
+from rag.citations import ABSTAIN_TEXT, MARKER, SupportFinder, build_sources, citation_for, finalize, source_sentences
+from rag.embeddings import Embedder
+from rag.errors import RagError
+from rag.extractive import ExtractiveAnswerer
+from rag.llm import is_upstream_exception, load_prompt, upstream_error
+from rag.models import Answer, ChatTurn, Citation, Passage, Source, Timings
+
+NOT_IN_ARTICLES = "NOT_IN_ARTICLES"
+Mode = Literal["extractive", "llm"]
+
+
+class SourcesEvent(BaseModel):
+    """The retrieved passages, numbered as the answer cites them."""
+
+    type: Literal["sources"] = "sources"
+    sources: list[Source]
+
+
+class DeltaEvent(BaseModel):
+    """A piece of answer text as it is produced (LLM mode: raw, before verification)."""
+
+    type: Literal["delta"] = "delta"
+    text: str
+
+
+class CitationEvent(BaseModel):
+    """A verified citation of the final answer."""
+
+    type: Literal["citation"] = "citation"
+    citation: Citation
+
+
+class DoneEvent(BaseModel):
+    """The final answer, identical to the non-streaming result."""
+
+    type: Literal["done"] = "done"
+    answer: Answer
+
+
+AnswerEvent = SourcesEvent | DeltaEvent | CitationEvent | DoneEvent
+
+
+def render_passages(sources: Sequence[Source]) -> str:
+    """Passages fenced as data. Angle brackets are escaped so an article cannot close its own fence."""
+    blocks = []
+    for s in sources:
+        date = s.published_at.isoformat() if s.published_at else "undated"
+        title = html.escape(s.title, quote=True)
+        blocks.append(f'<passage number="{s.number}" title="{title}" date="{date}">\n{html.escape(s.text, quote=False)}\n</passage>')
+    return "\n".join(blocks)
+
+
+def passages_from_documents(docs: Sequence[Document]) -> list[Passage]:
+    """Back from LangChain documents to our passages."""
+    return [Passage.model_validate({**d.metadata, "text": d.page_content}) for d in docs]
+
+
+def make_answer_chain(
+    retriever: BaseRetriever,
+    prompt: ChatPromptTemplate,
+    model: BaseChatModel,
+    is_relevant: Callable[[list[Passage]], bool],
+) -> Runnable[dict[str, Any], dict[str, Any]]:
+    """question -> {question, passages, raw}: retrieve, then (if anything relevant was found) generate.
+
+    Streams: the `passages` chunk arrives first, then `raw` text deltas.
+    """
+
+    def prompt_inputs(x: dict[str, Any]) -> dict[str, str]:
+        return {"passages": render_passages(build_sources(x["passages"])), "question": x["question"]}
+
+    generate = RunnableLambda(prompt_inputs) | prompt | model | StrOutputParser()
+    nothing = RunnableLambda(lambda _x: NOT_IN_ARTICLES)
+    return RunnablePassthrough.assign(
+        passages=itemgetter("question") | retriever | RunnableLambda(passages_from_documents)
+    ) | RunnablePassthrough.assign(raw=RunnableBranch((lambda x: not is_relevant(x["passages"]), nothing), generate))
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedAnswer:
+    """LLM output after verification."""
+
+    text: str
+    citations: list[Citation]
+    dropped: list[str]
+
+
+def parse_llm_answer(raw: str, sources: Sequence[Source], embedder: Embedder | None) -> ParsedAnswer:
+    """Split the model's text into claims, anchor each to the sentence that supports it, drop the rest."""
+    raw = raw.strip()
+    if not raw or NOT_IN_ARTICLES in raw:
+        return ParsedAnswer("", [], [])
+    by_number = {s.number: s for s in sources}
+    finder = SupportFinder(embedder, source_sentences(sources))
+    parts: list[str] = []
+    citations: list[Citation] = []
+    dropped: list[str] = []
+    for s, e in split_sentences(raw):
+        claim_with_markers = raw[s:e]
+        cited = [int(n) for n in MARKER.findall(claim_with_markers)]
+        claim = MARKER.sub("", claim_with_markers).strip()
+        if len(re.findall(r"\w+", claim)) < 3:
+            continue  # a marker on its own, or a fragment: nothing to verify
+        sentence, _moved = finder.locate(claim, [n for n in cited if n in by_number])
+        if sentence is None:
+            dropped.append(claim)
+            continue
+        citation = citation_for(sentence, by_number[sentence.number])
+        citations.append(citation)
+        parts.append(f"{claim} [{citation.number}]")
+    return ParsedAnswer(" ".join(parts), citations, dropped)
+
+
+def condense_locally(question: str, history: Sequence[ChatTurn]) -> str:
+    """Without an LLM: the previous user question is context for retrieval of a follow-up."""
+    previous = [t.content for t in history if t.role == "user"]
+    return f"{previous[-1]} {question}" if previous else question
+
+
+class AnswerEngine:
+    """Runs one question through condense -> retrieve -> answer -> verify, as a stream of events."""
+
+    def __init__(
+        self,
+        embedder: Embedder,
+        search: Callable[[str, int, Any], list[Passage]],
+        article_texts: Callable[[Sequence[str]], dict[str, str]],
+        min_relevance: float,
+        chat_model: Callable[[], BaseChatModel] | None,
+    ) -> None:
+        self.embedder = embedder
+        self.search = search
+        self.article_texts = article_texts
+        self.min_relevance = min_relevance
+        self.chat_model = chat_model
+        self.extractive = ExtractiveAnswerer(embedder)
+
+    def is_relevant(self, passages: Sequence[Passage]) -> bool:
+        """True when some passage is close enough in meaning to be worth answering from."""
+        return any((p.dense_score or 0.0) >= self.min_relevance for p in passages)
+
+    async def stream(
+        self, question: str, history: Sequence[ChatTurn], filters: Any, mode: Mode, k: int
+    ) -> AsyncIterator[AnswerEvent]:
+        """Answer `question`, yielding events; the last one is `done`."""
+        started = time.perf_counter()
+        timings = Timings()
+        standalone = question
+        if history:
+            t0 = time.perf_counter()
+            standalone = await self._condense(question, history, mode)
+            timings.condense_ms = _ms(t0)
+
+        if mode == "llm":
+            assert self.chat_model is not None
+            events = self._llm(question, standalone, filters, k, timings)
+        else:
+            events = self._extractive(question, standalone, history, filters, k, timings)
+        async for event in events:
+            if isinstance(event, DoneEvent):
+                event.answer.timings.total_ms = _ms(started)
+            yield event
+
+    async def _condense(self, question: str, history: Sequence[ChatTurn], mode: Mode) -> str:
+        if mode != "llm" or self.chat_model is None:
+            return condense_locally(question, history)
+        transcript = "\n".join(f"{t.role}: {t.content}" for t in history[-8:])
+        chain = load_prompt("condense") | self.chat_model() | StrOutputParser()
+        try:
+            rewritten = await chain.ainvoke({"history": html.escape(transcript, quote=False), "question": question})
+        except Exception as exc:
+            if is_upstream_exception(exc):
+                raise upstream_error(exc) from exc
+            raise
+        rewritten = rewritten.strip().splitlines()[0].strip() if rewritten.strip() else ""
+        return rewritten[:1000] or condense_locally(question, history)
+
+    async def _extractive(
+        self,
+        question: str,
+        standalone: str,
+        history: Sequence[ChatTurn],
+        filters: Any,
+        k: int,
+        timings: Timings,
+    ) -> AsyncIterator[AnswerEvent]:
+        t0 = time.perf_counter()
+        passages = await asyncio.to_thread(self.search, standalone, k, filters)
+        timings.retrieve_ms = _ms(t0)
+        sources = build_sources(passages)
+        yield SourcesEvent(sources=sources)
+        t0 = time.perf_counter()
+        if not self.is_relevant(passages):
+            reason = "no passage is relevant enough to the question" if passages else "no passage was retrieved"
+            result_text, citations, why = "", [], reason
+        else:
+            context = standalone[: -len(question)].strip() if standalone.endswith(question) else ""
+            result = await asyncio.to_thread(self.extractive.answer, question, sources, context)
+            result_text, citations, why = result.text, result.citations, result.abstain_reason
+        timings.generate_ms = _ms(t0)
+        async for event in self._finish(question, standalone, "extractive", result_text, citations, sources, why, [], timings):
+            yield event
+
+    async def _llm(
+        self, question: str, standalone: str, filters: Any, k: int, timings: Timings
+    ) -> AsyncIterator[AnswerEvent]:
+        from rag.retrieve import PassageRetriever
+
+        assert self.chat_model is not None
+        retriever = PassageRetriever(search_fn=self.search, k=k, filters=filters)
+        chain = make_answer_chain(retriever, load_prompt("answer"), self.chat_model(), self.is_relevant)
+        sources: list[Source] = []
+        raw_parts: list[str] = []
+        t0 = time.perf_counter()
+        try:
+            async for chunk in chain.astream({"question": standalone}):
+                if "passages" in chunk:
+                    timings.retrieve_ms = _ms(t0)
+                    t0 = time.perf_counter()
+                    sources = build_sources(chunk["passages"])
+                    yield SourcesEvent(sources=sources)
+                if "raw" in chunk and chunk["raw"] and chunk["raw"] != NOT_IN_ARTICLES:
+                    raw_parts.append(chunk["raw"])
+                    yield DeltaEvent(text=chunk["raw"])
+                elif "raw" in chunk and chunk["raw"] == NOT_IN_ARTICLES:
+                    raw_parts.append(chunk["raw"])
+        except RagError:
+            raise
+        except Exception as exc:
+            if is_upstream_exception(exc):
+                raise upstream_error(exc) from exc
+            raise
+        timings.generate_ms = _ms(t0)
+        raw = "".join(raw_parts)
+        parsed = await asyncio.to_thread(parse_llm_answer, raw, sources, self.embedder)
+        why = None
+        if not parsed.text:
+            if not sources or not any(s.score >= self.min_relevance for s in sources):
+                why = "no passage is relevant enough to the question"
+            elif NOT_IN_ARTICLES in raw:
+                why = "the model found no answer in the passages"
+            elif raw.strip():
+                why = "no claim in the model's answer was supported by the passages"
+            else:
+                why = "the model returned an empty answer"
+        async for event in self._finish(
+            question, standalone, "llm", parsed.text, parsed.citations, sources, why, parsed.dropped, timings
+        ):
+            yield event
+
+    async def _finish(
+        self,
+        question: str,
+        standalone: str,
+        mode: Mode,
+        text: str,
+        citations: list[Citation],
+        sources: list[Source],
+        abstain_reason: str | None,
+        dropped: list[str],
+        timings: Timings,
+    ) -> AsyncIterator[AnswerEvent]:
+        if text and citations:
+            texts = await asyncio.to_thread(self.article_texts, [c.article_id for c in citations])
+            text, citations = finalize(text, citations, sources, texts)
+        if not text or not citations:
+            text, citations = ABSTAIN_TEXT, []
+            abstain_reason = abstain_reason or "no supported answer was found"
+        else:
+            abstain_reason = None
+        if mode == "extractive":
+            yield DeltaEvent(text=text)
+        for citation in citations:
+            yield CitationEvent(citation=citation)
+        yield DoneEvent(
+            answer=Answer(
+                question=question,
+                standalone_question=standalone,
+                text=text,
+                citations=citations,
+                sources=sources,
+                mode=mode,
+                abstained=abstain_reason is not None,
+                abstain_reason=abstain_reason,
+                dropped_claims=dropped,
+                timings=timings,
+            )
+        )
+
+
+def _ms(t0: float) -> float:
+    return round((time.perf_counter() - t0) * 1000, 2)
