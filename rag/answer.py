@@ -26,7 +26,7 @@ from pydantic import BaseModel
 from rag.chunking import split_sentences
 from rag.citations import ABSTAIN_TEXT, MARKER, SupportFinder, build_sources, citation_for, finalize, source_sentences
 from rag.embeddings import Embedder
-from rag.errors import RagError
+from rag.errors import RagError, UpstreamError
 from rag.extractive import ExtractiveAnswerer
 from rag.llm import is_upstream_exception, load_prompt, upstream_error
 from rag.models import Answer, ChatTurn, Citation, Passage, Source, Timings
@@ -255,7 +255,13 @@ class AnswerEngine:
         except Exception as exc:
             if is_upstream_exception(exc):
                 raise upstream_error(exc) from exc
-            raise
+            # A model that streams nothing at all surfaces as this ValueError: treat it as an empty answer.
+            if isinstance(exc, ValueError) and "No generation chunks" in str(exc):
+                raw_parts = []
+            elif isinstance(exc, ValueError | IndexError | KeyError | TypeError):
+                raise UpstreamError(f"the LLM returned a malformed response ({exc.__class__.__name__})") from exc
+            else:
+                raise
         timings.generate_ms = _ms(t0)
         raw = "".join(raw_parts)
         parsed = await asyncio.to_thread(parse_llm_answer, raw, sources, self.embedder)

@@ -123,9 +123,11 @@ def chunk_article(
         )
         if j >= len(pieces):
             break
-        # Step back over whole trailing sentences worth at most `overlap` pieces, but always move forward.
+        # Step back over whole trailing sentences worth at most `overlap` pieces, but always move forward, and
+        # leave room for the next sentence: a chunk holding only the overlap would repeat its predecessor.
         k, carried = j, 0
-        while k - 1 > i and carried + pieces[k - 1].tokens <= overlap:
+        room = min(overlap, budget - pieces[j].tokens)
+        while k - 1 > i and carried + pieces[k - 1].tokens <= room:
             k -= 1
             carried += pieces[k].tokens
         i = k

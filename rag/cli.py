@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import sys
@@ -12,6 +13,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from rag.config import Settings
@@ -44,7 +46,7 @@ def _service(settings: Settings | None = None) -> Iterator[Any]:
         with RagService.open(settings or Settings()) as service:
             yield service
     except RagError as exc:
-        err.print(f"[red]error:[/red] {exc}")
+        err.print(f"[red]error:[/red] {escape(str(exc))}")
         code = next((c for t, c in _EXIT.items() if isinstance(exc, t)), 1)
         raise typer.Exit(code) from None
 
@@ -86,13 +88,13 @@ def ingest(
     if as_json:
         out.print_json(
             json.dumps(
-                {"summary": report.summary(), "results": [r.__dict__ for r in report.results]}, default=str
+                {"summary": report.summary(), "results": [dataclasses.asdict(r) for r in report.results]}, default=str
             )
         )
     else:
         for r in report.results:
             if r.status == "failed":
-                err.print(f"[red]failed[/red] {r.origin}: {r.reason}")
+                err.print(f"[red]failed[/red] {escape(r.origin)}: {escape(r.reason or '')}")
         s = report.summary()
         out.print(f"added {s['added']}, updated {s['updated']}, unchanged {s['unchanged']}, failed {s['failed']}")
     if report.failed:
@@ -113,7 +115,7 @@ def search(
         try:
             passages = service.search(query, k, _filters(since, until, source))
         except RagError as exc:
-            err.print(f"[red]error:[/red] {exc}")
+            err.print(f"[red]error:[/red] {escape(str(exc))}")
             raise typer.Exit(2) from None
     if as_json:
         out.print_json(json.dumps([p.model_dump(mode="json") for p in passages]))
@@ -123,10 +125,50 @@ def search(
     for rank, p in enumerate(passages, start=1):
         date = p.published_at.isoformat() if p.published_at else "undated"
         out.print(
-            f"[bold]{rank}. {p.title}[/bold]  {date}  score {p.score:.4f} (cosine {p.dense_score})  "
+            f"[bold]{rank}. {escape(p.title)}[/bold]  {date}  score {p.score:.4f} (cosine {p.dense_score})  "
             f"[dim]{p.article_id} [{p.start}:{p.end}][/dim]"
         )
         out.print(f"   {p.text}\n", markup=False)
+
+
+@app.command()
+def ask(
+    question: Annotated[str, typer.Argument(help="A question in plain language.")],
+    k: K = None,
+    since: Since = None,
+    until: Until = None,
+    mode: Annotated[str | None, typer.Option(help="extractive | llm (default: llm when configured).")] = None,
+    as_json: AsJson = False,
+) -> None:
+    """Answer a question from the articles, with numbered citations (or say the articles do not answer it)."""
+    with _service() as service:
+        try:
+            answer = service.ask(question, filters=_filters(since, until), mode=mode, k=k)
+        except (InvalidRequestError, UpstreamError) as exc:
+            err.print(f"[red]error:[/red] {escape(str(exc))}")
+            raise typer.Exit(5 if isinstance(exc, UpstreamError) else 2) from None
+    if as_json:
+        out.print_json(answer.model_dump_json())
+        return
+    label = "extractive answer: sentences quoted from the articles, no language model" if answer.mode == "extractive" else "LLM answer, citations verified against the articles"
+    out.print(f"[dim]({label})[/dim]")
+    if answer.abstained:
+        out.print(f"[yellow]{answer.text}[/yellow]  [dim]({answer.abstain_reason})[/dim]")
+    else:
+        out.print(answer.text, markup=False)
+    if answer.citations:
+        out.print("\n[bold]Sources[/bold]")
+        for c in answer.citations:
+            date = c.published_at.isoformat() if c.published_at else "undated"
+            out.print(f"[{c.number}] {c.title} ({date}) {c.url or c.article_id} [{c.start}:{c.end}]", markup=False)
+            out.print(f"    “{c.quote}”", markup=False)
+    elif answer.sources:
+        out.print("\n[bold]Closest sources[/bold]")
+        for s in answer.sources[:3]:
+            date = s.published_at.isoformat() if s.published_at else "undated"
+            out.print(f"[{s.number}] {s.title} ({date}) {s.url or s.article_id} [{s.start}:{s.end}]", markup=False)
+    if answer.dropped_claims:
+        out.print(f"[dim]{len(answer.dropped_claims)} unsupported claim(s) removed[/dim]")
 
 
 @articles_app.command("list")
@@ -135,11 +177,11 @@ def articles_list(as_json: AsJson = False) -> None:
     with _service() as service:
         records = service.list_articles()
     if as_json:
-        out.print_json(json.dumps([{**r.__dict__, "text": None} for r in records], default=str))
+        out.print_json(json.dumps([{**dataclasses.asdict(r), "text": None} for r in records], default=str))
         return
     table = Table("id", "date", "title", "chunks", "source")
     for r in records:
-        table.add_row(r.id, str(r.published_at or ""), r.title[:70], str(r.chunks), r.source or "")
+        table.add_row(r.id, str(r.published_at or ""), escape(r.title[:70]), str(r.chunks), escape(r.source or ""))
     out.print(table)
 
 
@@ -150,12 +192,12 @@ def articles_show(article_id: str, as_json: AsJson = False) -> None:
         try:
             record = service.get_article(article_id)
         except NotFoundError as exc:
-            err.print(f"[red]error:[/red] {exc}")
+            err.print(f"[red]error:[/red] {escape(str(exc))}")
             raise typer.Exit(3) from None
     if as_json:
-        out.print_json(json.dumps(record.__dict__, default=str))
+        out.print_json(json.dumps(dataclasses.asdict(record), default=str))
         return
-    out.print(f"[bold]{record.title}[/bold]\n{record.published_at or 'undated'}  {record.url or ''}  {record.chunks} chunks\n")
+    out.print(f"[bold]{escape(record.title)}[/bold]\n{record.published_at or 'undated'}  {escape(record.url or '')}  {record.chunks} chunks\n")
     out.print(record.text or "", markup=False)
 
 
@@ -166,7 +208,7 @@ def articles_delete(article_id: str) -> None:
         try:
             service.delete_article(article_id)
         except NotFoundError as exc:
-            err.print(f"[red]error:[/red] {exc}")
+            err.print(f"[red]error:[/red] {escape(str(exc))}")
             raise typer.Exit(3) from None
     out.print(f"deleted {article_id}")
 

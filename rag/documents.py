@@ -25,9 +25,11 @@ JSONL_SUFFIXES = {".jsonl", ".ndjson"}
 JSON_SUFFIXES = {".json"}
 SUPPORTED_SUFFIXES = TEXT_SUFFIXES | HTML_SUFFIXES | JSONL_SUFFIXES | JSON_SUFFIXES
 
-_SEED_DATE = re.compile(r"\A\s*date\s+(\S+)\s+")
+# A digit must follow, so that an article that merely opens with the word "date" is not taken for a seed.
+_SEED_DATE = re.compile(r"\A\s*date\s+(\d\S*)\s+")
 _SENTENCE_END = re.compile(r"(?<=[.!?…])[\"”’']?\s")
 _ID_CHARS = re.compile(r"[^a-z0-9._-]+")
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
 _TITLE_CHARS = 100
 
 
@@ -216,6 +218,8 @@ def build_article(meta: dict[str, Any], *, origin: str, fallback_id: str | None)
     text = _canonical(str(meta.get("body") or ""))
     if not text:
         raise IngestError(f"{origin}: article has no text")
+    if _has_surrogate(meta):
+        raise IngestError(f"{origin}: text holds an unpaired surrogate (an escape like \\ud800); fix the JSON escapes")
     fields: dict[str, str | None] = {}
     for name in ("title", "url", "source", "author", "id"):
         value = meta.get(name)
@@ -285,6 +289,11 @@ def derive_title(text: str, file_stem: str) -> str:
         return first.rstrip(".")
     cut = first[:_TITLE_CHARS].rsplit(" ", 1)[0]
     return cut.rstrip(",;:") + "…"
+
+
+def _has_surrogate(meta: dict[str, Any]) -> bool:
+    # JSON escapes can produce lone surrogates, which no UTF-8 store (nor the content hash) can encode.
+    return any(isinstance(v, str) and _SURROGATE.search(v) for v in meta.values())
 
 
 def _canonical(text: str) -> str:

@@ -44,7 +44,7 @@ def load_prompt(name: str) -> ChatPromptTemplate:
     return ChatPromptTemplate.from_messages([("system", system.strip()), ("user", user.strip())])
 
 
-def make_chat_model(settings: Settings, *, streaming: bool = False) -> BaseChatModel:
+def make_chat_model(settings: Settings) -> BaseChatModel:
     """ChatOpenAI for the configured model, base URL, key, timeout and retries (with the SDK's backoff)."""
     from langchain_openai import ChatOpenAI
 
@@ -58,7 +58,7 @@ def make_chat_model(settings: Settings, *, streaming: bool = False) -> BaseChatM
         max_retries=settings.llm_max_retries,
         max_completion_tokens=settings.llm_max_tokens,
         temperature=settings.llm_temperature,
-        streaming=streaming,
+        streaming=True,  # without it, LangChain's astream quietly falls back to one blocking call
     )
 
 

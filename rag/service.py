@@ -7,7 +7,7 @@ import logging
 import threading
 import time
 import weakref
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from pathlib import Path
 
 from langchain_core.language_models import BaseChatModel
@@ -15,7 +15,7 @@ from langchain_core.language_models import BaseChatModel
 from rag.config import Settings
 from rag.documents import iter_files, read_file
 from rag.embeddings import Embedder, make_embedder
-from rag.errors import IngestError, InvalidRequestError
+from rag.errors import IngestError, InvalidRequestError, StoreError
 from rag.index import LocalIndex
 from rag.ingest import Ingestor, Progress
 from rag.answer import AnswerEngine, AnswerEvent, DoneEvent, Mode
@@ -43,7 +43,7 @@ class RagService:
         self._models: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, BaseChatModel] = (
             weakref.WeakKeyDictionary()
         )
-        self.chat_model_factory = lambda: make_chat_model(settings)
+        self.chat_model_factory: Callable[[], BaseChatModel] = lambda: make_chat_model(settings)
         self.engine = AnswerEngine(
             embedder,
             self._search_for_answer,
@@ -86,7 +86,8 @@ class RagService:
             except (OSError, ValueError, KeyError) as exc:
                 log.warning("keyword index unreadable (%s); rebuilding it", exc)
         index, orphans = LocalIndex.rebuild(self.store, self.embedder.dimension)
-        if orphans:
+        # Only with the local lock held: on a shared server, "orphans" may be another replica's write in flight.
+        if orphans and self.store.is_local:
             log.info("sweeping %d chunks left by an interrupted write", len(orphans))
             self.store.sweep_orphans(orphans)
         if self._index_dir is not None:
@@ -130,15 +131,32 @@ class RagService:
                 self.settings.chunk_overlap_tokens,
             )
             report = ingestor.run(items, progress)
+            if report.failed:
+                self._resync()
             self._save_index()
         return report
 
     def delete_article(self, article_id: str) -> None:
         """Remove an article and its chunks (NotFoundError when there is none)."""
         with self._write_lock:
-            generation = self.store.delete_article(article_id)
+            try:
+                generation = self.store.delete_article(article_id)
+            except StoreError:
+                self._resync()
+                raise
             self.index.apply((), removed=[article_id], generation=generation)
             self._save_index()
+
+    def _resync(self) -> None:
+        # A write that failed part-way has moved the store's generation past the index's: rebuild the index
+        # from the article records, which say which version of each article is live.
+        try:
+            stale = self.store.generation() != self.index.generation
+        except Exception as exc:  # an unreachable store: the next open (or refresh) rebuilds the index
+            log.warning("cannot check the store's generation (%s)", exc)
+            return
+        if stale:
+            self.index = self._load_index()
 
     def get_article(self, article_id: str) -> ArticleRecord:
         """One article with its text."""
@@ -156,12 +174,18 @@ class RagService:
 
     def search(self, query: str, k: int | None = None, filters: Filters | None = None) -> list[Passage]:
         """The best passages for a query, best first."""
-        k = k or self.settings.top_k
+        k = self.settings.top_k if k is None else k
         if not 1 <= k <= self.settings.max_k:
             raise InvalidRequestError(f"k must be between 1 and {self.settings.max_k}")
         return self.searcher.search(self.current_index(), query, k, filters)
 
     # --- answers ---
+
+    def use_chat_model(self, factory: Callable[[], BaseChatModel]) -> None:
+        """Answer LLM-mode questions with models from `factory` (another provider, or a scripted test model)."""
+        self.chat_model_factory = factory
+        self._models = weakref.WeakKeyDictionary()
+        self.engine.chat_model = self._chat_model
 
     def resolve_mode(self, mode: str | None) -> Mode:
         """The answer mode for a request: explicit, else the setting; `auto` means LLM when one is configured."""
@@ -190,7 +214,7 @@ class RagService:
             raise InvalidRequestError("the question is empty")
         if len(question) > self.settings.max_question_chars:
             raise InvalidRequestError(f"the question is longer than {self.settings.max_question_chars} characters")
-        k = k or self.settings.top_k
+        k = self.settings.top_k if k is None else k
         if not 1 <= k <= self.settings.max_k:
             raise InvalidRequestError(f"k must be between 1 and {self.settings.max_k}")
         chosen = self.resolve_mode(mode)

@@ -182,6 +182,9 @@ class ChromaStore:
                 docs.append(chunk.text)
                 metas.append({**base, "start": chunk.start, "end": chunk.end})
         try:
+            # A new token before anything is written: an index saved before a crash in this write no longer
+            # matches the store, so it is rebuilt from the article records instead of trusted.
+            self._bump_generation()
             for lo in range(0, len(ids), self._max_batch):
                 hi = lo + self._max_batch
                 self.chunks.upsert(
@@ -222,9 +225,13 @@ class ChromaStore:
         """Remove an article and all its chunks; returns the new generation."""
         if not self.articles.get(ids=[article_id], include=[])["ids"]:
             raise NotFoundError(f"no article with id '{article_id}'")
-        self.articles.delete(ids=[article_id])  # the record goes first: its chunks are invisible from now on
-        self._sweep(article_id, None)
-        return self._bump_generation()
+        try:
+            self._bump_generation()  # as in `write`: a crash below must not leave a trusted, stale index
+            self.articles.delete(ids=[article_id])  # the record goes first: its chunks are invisible from now on
+            self._sweep(article_id, None)
+            return self._bump_generation()
+        except Exception as exc:  # chromadb raises assorted types; report them as one store failure
+            raise StoreError(f"deleting from Chroma failed: {exc}") from exc
 
     def get_article(self, article_id: str, *, with_text: bool = True) -> ArticleRecord:
         """One article record, with its text."""
