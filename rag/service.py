@@ -7,8 +7,9 @@ import logging
 import threading
 import time
 import weakref
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Sequence
 from pathlib import Path
+from typing import Any, TypeVar
 
 from langchain_core.language_models import BaseChatModel
 
@@ -25,6 +26,7 @@ from rag.retrieve import HybridSearcher
 from rag.store import ArticleRecord, ChromaStore, open_store
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class RagService:
@@ -37,6 +39,7 @@ class RagService:
         self._index_dir: Path | None = settings.data_dir / "index" if store.is_local else None
         self._write_lock = threading.RLock()
         self._checked_at = 0.0
+        self._loop: asyncio.AbstractEventLoop | None = None
         self.index = self._load_index()
         self.searcher = HybridSearcher(store, embedder, settings.candidates, settings.rrf_k)
         # One chat model per event loop: the SDK's async HTTP pool belongs to the loop that created it.
@@ -64,7 +67,10 @@ class RagService:
             raise
 
     def close(self) -> None:
-        """Release the store (and its lock)."""
+        """Release the store (and its lock) and stop the sync event loop."""
+        if self._loop is not None:
+            loop, self._loop = self._loop, None
+            loop.call_soon_threadsafe(loop.stop)
         self.store.close()
 
     def __enter__(self) -> RagService:
@@ -245,7 +251,19 @@ class RagService:
         k: int | None = None,
     ) -> Answer:
         """Blocking `aask`, for the CLI and the evals."""
-        return asyncio.run(self.aask(question, history, filters, mode, k))
+        return self.run_sync(self.aask(question, history, filters, mode, k))
+
+    def run_sync(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Run a coroutine on this service's own event loop, from synchronous code.
+
+        One long-lived loop (in a daemon thread) rather than `asyncio.run` per call: the LLM client's connection
+        pool belongs to the loop that opened it, and must not outlive it.
+        """
+        if self._loop is None:
+            loop = asyncio.new_event_loop()
+            threading.Thread(target=loop.run_forever, name="rag-sync-loop", daemon=True).start()
+            self._loop = loop
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
 
     def _search_for_answer(self, query: str, k: int, filters: Filters | None) -> list[Passage]:
         return self.searcher.search(self.current_index(), query, k, filters)

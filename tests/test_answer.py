@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -107,7 +106,7 @@ def test_stream_events_in_order_and_done_matches_ask(service: RagService) -> Non
     async def collect() -> list[object]:
         return [e async for e in service.astream("Will Russia share technology with India?", mode="llm")]
 
-    events = asyncio.run(collect())
+    events = service.run_sync(collect())
     assert isinstance(events[0], SourcesEvent)
     assert isinstance(events[-1], DoneEvent)
     assert "".join(e.text for e in events if isinstance(e, DeltaEvent)) == reply

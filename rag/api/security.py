@@ -1,0 +1,175 @@
+"""API keys, security headers, and the request body limit.
+
+Keys come from `RAG_API_KEYS` and are compared in constant time; a key is never logged, and the rate limiter
+sees only a digest of it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import HTTPConnection
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from rag.api.errors import ApiError, error_response
+
+# The demo page loads only its own files; the widget builds its styles as constructable stylesheets, so no
+# 'unsafe-inline' is needed anywhere.
+DEMO_PAGE_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+    "frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+)
+# JSON, event streams, scripts: nothing in them may load anything or be framed.
+API_CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+
+BASE_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+}
+
+WRITE_KEYS_MISSING = (
+    "writing articles needs an API key and this server has none configured: set RAG_API_KEYS on the server"
+)
+ASK_KEYS_MISSING = (
+    "asking needs an API key and this server has none configured: set RAG_API_KEYS, "
+    "or RAG_PUBLIC_ASK=true to allow asking without a key"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who is calling: the client address and, when a valid key was sent, a digest naming that key."""
+
+    address: str
+    key_id: str | None
+
+
+def presented_key(headers: Headers) -> str | None:
+    """The key sent as `Authorization: Bearer KEY` or `X-API-Key: KEY`."""
+    auth = headers.get("authorization", "")
+    scheme, _, value = auth.partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        return value.strip()
+    key = headers.get("x-api-key", "").strip()
+    return key or None
+
+
+class ApiKeys:
+    """The configured keys, checked in constant time."""
+
+    def __init__(self, keys: Iterable[str]) -> None:
+        self._keys = [k.encode() for k in keys if k]
+
+    @property
+    def configured(self) -> bool:
+        """True when at least one key is set."""
+        return bool(self._keys)
+
+    def match(self, candidate: str) -> bool:
+        """True when `candidate` is one of the keys; every key is compared, so timing says nothing."""
+        given = candidate.encode()
+        found = False
+        for key in self._keys:
+            found |= hmac.compare_digest(given, key)
+        return found
+
+    def caller(self, conn: HTTPConnection, *, required: bool, missing_message: str) -> Caller:
+        """Authenticate a request: a sent key must be valid; `required` means one must be sent."""
+        address = conn.client.host if conn.client else "unknown"
+        key = presented_key(conn.headers)
+        if required and not self.configured:
+            raise ApiError(403, "no_keys_configured", missing_message)
+        if key is None:
+            if required:
+                raise ApiError(
+                    401,
+                    "unauthorized",
+                    "an API key is required: send `Authorization: Bearer KEY` or `X-API-Key: KEY`",
+                    {"WWW-Authenticate": "Bearer"},
+                )
+            return Caller(address, None)
+        if not self.match(key):
+            raise ApiError(401, "invalid_api_key", "the API key is not valid", {"WWW-Authenticate": "Bearer"})
+        return Caller(address, hashlib.sha256(key.encode()).hexdigest()[:16])
+
+
+class SecurityHeadersMiddleware:
+    """nosniff, no referrer, no framing, and a CSP on every response (routes may set a stricter or laxer one)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                for name, value in BASE_HEADERS.items():
+                    headers.setdefault(name, value)
+                headers.setdefault("Content-Security-Policy", API_CSP)
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+class BodyTooLarge(StarletteHTTPException):
+    """Raised from `receive` once the body passes the limit; FastAPI lets HTTPExceptions through untouched."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"the request body is larger than {limit:,} bytes (RAG_MAX_BODY_BYTES)")
+
+
+class BodyLimitMiddleware:
+    """413 for bodies over the limit: at once from Content-Length, else while the body streams in."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        length = Headers(scope=scope).get("content-length")
+        if length is not None and length.isdigit() and int(length) > self.max_bytes:
+            await self._reject(scope, receive, send)
+            return
+        received = 0
+        started = False
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise BodyTooLarge(self.max_bytes)
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, tracking_send)
+        except BodyTooLarge:
+            if started:
+                raise
+            await self._reject(scope, receive, send)
+
+    async def _reject(self, scope: Scope, receive: Receive, send: Send) -> None:
+        message = f"the request body is larger than {self.max_bytes:,} bytes (RAG_MAX_BODY_BYTES)"
+        # Close the connection: the rest of the body is never read.
+        response = error_response(413, "payload_too_large", message, {"Connection": "close"})
+        await response(scope, receive, send)
