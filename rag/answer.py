@@ -32,6 +32,7 @@ from rag.llm import is_upstream_exception, load_prompt, upstream_error
 from rag.models import Answer, ChatTurn, Citation, Passage, Source, Timings
 
 NOT_IN_ARTICLES = "NOT_IN_ARTICLES"
+_TAG = re.compile(r"</?[A-Za-z!][^>]*>")
 Mode = Literal["extractive", "llm"]
 
 
@@ -124,7 +125,8 @@ def parse_llm_answer(raw: str, sources: Sequence[Source], embedder: Embedder | N
     for s, e in split_sentences(raw):
         claim_with_markers = raw[s:e]
         cited = [int(n) for n in MARKER.findall(claim_with_markers)]
-        claim = MARKER.sub("", claim_with_markers).strip()
+        # Plain text only: a tag the model copied (or was tricked into writing) never reaches a client.
+        claim = _TAG.sub("", MARKER.sub("", claim_with_markers)).strip()
         if len(re.findall(r"\w+", claim)) < 3:
             continue  # a marker on its own, or a fragment: nothing to verify
         sentence, _moved = finder.locate(claim, [n for n in cited if n in by_number])
@@ -237,6 +239,7 @@ class AnswerEngine:
         chain = make_answer_chain(retriever, load_prompt("answer"), self.chat_model(), self.is_relevant)
         sources: list[Source] = []
         raw_parts: list[str] = []
+        shown = 0
         t0 = time.perf_counter()
         try:
             async for chunk in chain.astream({"question": standalone}):
@@ -245,11 +248,16 @@ class AnswerEngine:
                     t0 = time.perf_counter()
                     sources = build_sources(chunk["passages"])
                     yield SourcesEvent(sources=sources)
-                if "raw" in chunk and chunk["raw"] and chunk["raw"] != NOT_IN_ARTICLES:
+                if chunk.get("raw"):
                     raw_parts.append(chunk["raw"])
-                    yield DeltaEvent(text=chunk["raw"])
-                elif "raw" in chunk and chunk["raw"] == NOT_IN_ARTICLES:
-                    raw_parts.append(chunk["raw"])
+                    # Hold text back while it could still be the start of the refusal sentinel, which is
+                    # never shown: the answer is then the abstention.
+                    so_far = "".join(raw_parts).lstrip()
+                    if NOT_IN_ARTICLES.startswith(so_far) or so_far.startswith(NOT_IN_ARTICLES):
+                        continue
+                    pending = "".join(raw_parts[shown:])
+                    shown = len(raw_parts)
+                    yield DeltaEvent(text=pending)
         except RagError:
             raise
         except Exception as exc:

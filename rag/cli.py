@@ -213,6 +213,14 @@ def articles_delete(article_id: str) -> None:
     out.print(f"deleted {article_id}")
 
 
+from rag.evals.cli import register as _register_eval
+_register_eval(app)
+
+
+from rag.api.cli import register as _register_serve
+_register_serve(app)
+
+
 def main() -> None:
     """Console-script entry point."""
     app()

@@ -9,6 +9,7 @@ the Chroma write and the index save, or a write by another replica against a Chr
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 import shutil
@@ -83,6 +84,16 @@ class LocalIndex:
         return int(self.alive.sum())
 
     # --- writing ---
+
+    def copy(self) -> LocalIndex:
+        """A copy for `apply` to change while searches go on reading this one (an index is never changed in place
+        once published: a search reads many of its fields, and must see them all from one version)."""
+        other = copy.copy(self)
+        other.ids, other.article_of, other.tokens = list(self.ids), list(self.article_of), list(self.tokens)
+        other.row_of, other.rows_of_article = dict(self.row_of), dict(self.rows_of_article)
+        other.live_hash, other.sources, other.vocab = dict(self.live_hash), dict(self.sources), dict(self.vocab)
+        other.alive = self.alive.copy()
+        return other
 
     def apply(
         self,
@@ -199,7 +210,7 @@ class LocalIndex:
         return _top(rows, scores[rows], n)
 
     def _bm25_index(self) -> bm25s.BM25 | None:
-        if not self.vocab:
+        if not self.vocab or not self.tokens:  # bm25s cannot index an empty corpus (the last article deleted)
             self._bm25, self._bm25_dirty = None, False
         elif self._bm25 is None or self._bm25_dirty:
             bm25 = bm25s.BM25()

@@ -31,6 +31,7 @@ class Ingestor:
     embedder: Embedder
     chunk_tokens: int
     overlap_tokens: int
+    publish: Callable[[LocalIndex], None] = lambda _index: None  # hands each new index version to the searches
 
     def run(self, items: Iterable[Article | IngestError], progress: Progress | None = None) -> IngestReport:
         """Ingest every article; each failure is reported with its reason and never stops the rest."""
@@ -83,7 +84,10 @@ class Ingestor:
             for article, _ in todo:
                 emit(IngestResult(article.origin, "failed", article.id, article.title, reason=str(exc)))
             return
-        self.index.apply(batch, removed=(), generation=generation)
+        index = self.index.copy()
+        index.apply(batch, removed=(), generation=generation)
+        self.index = index
+        self.publish(index)
         for article, chunks in todo:
             status = "updated" if article.id in live else "added"
             emit(IngestResult(article.origin, status, article.id, article.title, chunks=len(chunks)))

@@ -59,6 +59,9 @@ def make_chat_model(settings: Settings) -> BaseChatModel:
         max_completion_tokens=settings.llm_max_tokens,
         temperature=settings.llm_temperature,
         streaming=True,  # without it, LangChain's astream quietly falls back to one blocking call
+        # ChatOpenAI sends only `max_completion_tokens`; llama.cpp and older compatible servers read `max_tokens`
+        # and would otherwise generate until their context is full.
+        extra_body={"max_tokens": settings.llm_max_tokens} if settings.llm_base_url else None,
     )
 
 

@@ -4,9 +4,20 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
-from typing import Literal
+import re
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, BeforeValidator, Field
+
+
+def _http_only(value: object) -> object:
+    # Whatever reached the store, only http(s) links leave the service: a `javascript:` url is dropped.
+    if isinstance(value, str) and not re.match(r"^https?://", value, re.I):
+        return None
+    return value
+
+
+SafeUrl = Annotated[str | None, BeforeValidator(_http_only)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +66,7 @@ class Passage(BaseModel):
     chunk_id: str
     article_id: str
     title: str
-    url: str | None = None
+    url: SafeUrl = None
     published_at: dt.date | None = None
     source: str | None = None
     start: int
@@ -73,7 +84,7 @@ class Source(BaseModel):
     number: int
     article_id: str
     title: str
-    url: str | None = None
+    url: SafeUrl = None
     published_at: dt.date | None = None
     source: str | None = None
     start: int
@@ -88,7 +99,7 @@ class Citation(BaseModel):
     number: int
     article_id: str
     title: str
-    url: str | None = None
+    url: SafeUrl = None
     published_at: dt.date | None = None
     quote: str
     start: int

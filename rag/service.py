@@ -95,7 +95,10 @@ class RagService:
         # Only with the local lock held: on a shared server, "orphans" may be another replica's write in flight.
         if orphans and self.store.is_local:
             log.info("sweeping %d chunks left by an interrupted write", len(orphans))
-            self.store.sweep_orphans(orphans)
+            try:
+                self.store.sweep_orphans(orphans)
+            except Exception as exc:  # leftovers are invisible to searches; the next rebuild sweeps them
+                log.warning("could not sweep leftover chunks (%s)", exc)
         if self._index_dir is not None:
             index.save(self._index_dir)
         return index
@@ -135,6 +138,7 @@ class RagService:
                 self.embedder,
                 self.settings.chunk_tokens,
                 self.settings.chunk_overlap_tokens,
+                publish=self._publish,
             )
             report = ingestor.run(items, progress)
             if report.failed:
@@ -150,8 +154,14 @@ class RagService:
             except StoreError:
                 self._resync()
                 raise
-            self.index.apply((), removed=[article_id], generation=generation)
+            index = self.index.copy()
+            index.apply((), removed=[article_id], generation=generation)
+            self._publish(index)
             self._save_index()
+
+    def _publish(self, index: LocalIndex) -> None:
+        # One assignment: a search holds on to the version it started with, writes build the next one.
+        self.index = index
 
     def _resync(self) -> None:
         # A write that failed part-way has moved the store's generation past the index's: rebuild the index

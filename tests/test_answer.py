@@ -151,3 +151,23 @@ def test_passages_are_fenced_and_cannot_close_their_fence() -> None:
     rendered = render_passages(build_sources([passage]))
     assert rendered.count("</passage>") == 1 and rendered.count("<passage ") == 1
     assert "&lt;/passage&gt;" in rendered
+
+
+def test_refusal_sentinel_never_streams_as_text(service: RagService) -> None:
+    scripted(service, "NOT_IN_ARTICLES")  # the fake model streams it one character at a time
+
+    async def collect() -> list[object]:
+        return [e async for e in service.astream("What did Babushkin say about sanctions?", mode="llm")]
+
+    events = service.run_sync(collect())
+    deltas = [e for e in events if isinstance(e, DeltaEvent)]
+    assert deltas == []
+    assert isinstance(events[-1], DoneEvent) and events[-1].answer.abstained
+
+
+def test_markup_in_model_output_is_stripped_from_the_answer(service: RagService) -> None:
+    scripted(service, "<script>alert(1)</script>Russia remains open to <b>sharing sophisticated technologies</b> "
+             "with India [1].")  # fmt: skip
+    answer = service.ask("Will Russia share technology with India?", mode="llm")
+    assert "<" not in answer.text and "sharing sophisticated technologies" in answer.text
+    assert_invariants(service, answer)

@@ -13,7 +13,9 @@ from dataclasses import dataclass
 
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import HTTPConnection
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from rag.api.errors import ApiError, error_response
@@ -173,3 +175,17 @@ class BodyLimitMiddleware:
         # Close the connection: the rest of the body is never read.
         response = error_response(413, "payload_too_large", message, {"Connection": "close"})
         await response(scope, receive, send)
+
+
+class Cors(CORSMiddleware):
+    """Starlette's CORS handling, with refused preflights in the one error shape."""
+
+    def preflight_response(self, request_headers: Headers) -> Response:
+        """A refused preflight says which part (origin, method, headers) was not allowed."""
+        response = super().preflight_response(request_headers)
+        if response.status_code != 400:
+            return response
+        headers = {k: v for k, v in response.headers.items() if k.lower() not in ("content-length", "content-type")}
+        detail = bytes(response.body).decode(errors="replace")
+        message = f"{detail}: this origin is not in RAG_WIDGET_ORIGINS, or the method or headers are not allowed"
+        return error_response(400, "cors_refused", message, headers)

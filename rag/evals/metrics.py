@@ -314,7 +314,9 @@ def aggregate(scores: Sequence[ItemScores]) -> dict[str, float | int | None]:
         "answer_f1": _mean([s.f1 or 0.0 for s in answerable]),
         "judge_score": _mean([{"correct": 1.0, "partial": 0.5}.get(s.judge_grade or "", 0.0) for s in judged]),
         # citations: pooled over all citations / all gold quotes of answerable items
-        "citation_precision": _share(sum(s.citations_supported for s in answerable), sum(s.citations for s in answerable)),
+        "citation_precision": _share(
+            sum(s.citations_supported for s in answerable), sum(s.citations for s in answerable)
+        ),
         "citation_recall": _share(sum(s.evidence_cited for s in answerable), sum(s.evidence for s in answerable)),
         "judged_citation_precision": _share(
             sum(s.citations - (s.judge_unsupported or 0) for s in judged if s.judge_unsupported is not None),

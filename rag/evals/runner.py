@@ -185,7 +185,11 @@ def run_items(
 ) -> list[ItemResult]:
     """Ask every item's question (with its history) and score the answers."""
     prompt_texts = [p.read_text(encoding="utf-8") for p in sorted(PROMPTS_DIR.glob("*.md"))]
-    secrets = [k for k in [service.settings.resolved_llm_key(), *(s.get_secret_value() for s in service.settings.api_keys)] if k]
+    secrets = [
+        k
+        for k in [service.settings.resolved_llm_key(), *(s.get_secret_value() for s in service.settings.api_keys)]
+        if k
+    ]
     results = []
     for done, item in enumerate(items, start=1):
         answer, error = None, None

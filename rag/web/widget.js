@@ -23,6 +23,9 @@
   const MAX_QUESTION_CHARS = 2000;
   const REQUEST_TIMEOUT_MS = 120000;
   const SVG_NS = "http://www.w3.org/2000/svg";
+  // What the model is told to reply when the passages lack the answer; streamed token by token, it is no text
+  // for a reader (the final answer replaces it with the service's abstention).
+  const SENTINEL = "NOT_IN_ARTICLES";
 
   const script = document.currentScript;
   if (document.querySelector(TAG)) return; // included twice
@@ -131,6 +134,15 @@
     return el("time", { datetime: day, text: label });
   }
 
+  /** Streamed raw text as shown: without the sentinel, nor a trailing piece that may be its beginning. */
+  function visibleStream(raw) {
+    const text = raw.split(SENTINEL).join("");
+    for (let n = Math.min(SENTINEL.length - 1, text.length); n > 0; n--) {
+      if (text.endsWith(SENTINEL.slice(0, n))) return text.slice(0, text.length - n);
+    }
+    return text;
+  }
+
   const str = (value) => (typeof value === "string" ? value : value === null || value === undefined ? "" : String(value));
 
   // --- styles (constructable stylesheet: no <style> element, no inline style attributes) ---
@@ -221,7 +233,7 @@ svg { width: 22px; height: 22px; fill: currentColor; flex: none; }
 @media (prefers-reduced-motion: reduce) { .msg.bot.streaming .text::after { animation: none; } }
 .status { color: var(--muted); font-size: 14px; font-style: italic; }
 .label {
-  display: inline-block; margin: 0 0 6px; padding: 1px 8px; border-radius: 999px;
+  display: inline-block; margin: 0 0 6px; padding: 1px 8px; border-radius: 6px;
   border: 1px solid var(--line); color: var(--muted); font-size: 12px; background: var(--bg);
 }
 .cite-btn {
@@ -261,7 +273,7 @@ svg { width: 22px; height: 22px; fill: currentColor; flex: none; }
 
 .composer { flex: none; border-top: 1px solid var(--line); padding: 10px; display: flex; gap: 8px; align-items: flex-end; }
 .input {
-  flex: 1; min-width: 0; resize: none; min-height: 44px; max-height: 140px;
+  flex: 1; min-width: 0; resize: none; min-height: 44px; max-height: 140px; field-sizing: content;
   padding: 10px 12px; border: 1px solid var(--line); border-radius: 10px; background: var(--bg);
 }
 .send {
@@ -341,7 +353,7 @@ svg { width: 22px; height: 22px; fill: currentColor; flex: none; }
   class AskError extends Error {
     constructor(kind, detail, retryAfter) {
       super(kind);
-      this.kind = kind; // network | timeout | rate | auth | too_large | invalid | server | upstream | protocol
+      this.kind = kind; // network | timeout | rate | busy | auth | too_large | invalid | server | upstream | protocol
       this.detail = detail || "";
       this.retryAfter = retryAfter || 0;
     }
@@ -353,6 +365,7 @@ svg { width: 22px; height: 22px; fill: currentColor; flex: none; }
     if (status === 413) return new AskError("too_large", detail);
     if (status >= 400 && status < 500) return new AskError("invalid", detail);
     if (status === 502 || status === 504) return new AskError("upstream", detail, retryAfter);
+    if (status === 503) return new AskError("busy", detail, retryAfter);
     return new AskError("server", detail, retryAfter);
   }
 
@@ -361,6 +374,7 @@ svg { width: 22px; height: 22px; fill: currentColor; flex: none; }
     const code = str(err.code);
     const message = str(err.message);
     if (/rate|too_many/i.test(code)) return new AskError("rate", message);
+    if (/busy|unavailable|not_ready/i.test(code)) return new AskError("busy", message);
     if (/upstream|llm|model|timeout/i.test(code)) return new AskError("upstream", message);
     if (/invalid|request|validation/i.test(code)) return new AskError("invalid", message);
     return new AskError("server", message);
@@ -371,6 +385,8 @@ svg { width: 22px; height: 22px; fill: currentColor; flex: none; }
     switch (error.kind) {
       case "rate":
         return ["Too many questions right now.", `The service is limiting how often it can be asked.${wait}`];
+      case "busy":
+        return ["The service is busy right now.", `Too many answers are being written at once.${wait}`];
       case "network":
         return ["Can't reach the service.", "Check your internet connection, then try again."];
       case "timeout":
@@ -394,10 +410,15 @@ svg { width: 22px; height: 22px; fill: currentColor; flex: none; }
 
   const words = (text) => new Set((str(text).toLowerCase().match(/[\p{L}\p{N}]+/gu) || []).filter((w) => w.length > 2));
 
-  /** For each [n] marker in `text`, the citation it refers to: the one numbered n whose quote best fits the claim. */
+  /**
+   * For each [n] marker in `text`, the citation it stands for. The service lists citations in the order their
+   * markers appear, so the k-th [n] takes the k-th citation numbered n; a marker repeated for the same quote
+   * (the service keeps such a citation once) falls back to the citation numbered n that best fits its claim.
+   */
   function pieces(text, citations, sources) {
     const out = [];
     const re = /\[(\d{1,3})\]/g;
+    const used = new Map(); // number -> how many of its citations were taken
     let last = 0;
     let claimStart = 0;
     let m;
@@ -407,8 +428,11 @@ svg { width: 22px; height: 22px; fill: currentColor; flex: none; }
       const source = sources.find((s) => s && s.number === number) || null;
       if (!candidates.length && !source) continue; // not a marker we can explain: leave it as text
       if (m.index > last) out.push({ text: text.slice(last, m.index) });
-      let citation = candidates[0] || null;
-      if (candidates.length > 1) {
+      const taken = used.get(number) || 0;
+      let citation = candidates[taken] || null;
+      if (citation) {
+        used.set(number, taken + 1);
+      } else if (candidates.length) {
         const claim = words(text.slice(claimStart, m.index));
         let best = -1;
         for (const c of candidates) {
@@ -499,7 +523,7 @@ svg { width: 22px; height: 22px; fill: currentColor; flex: none; }
         el("p", { class: "hint", id: hintId, text: "Enter to send · Shift+Enter for a new line · Esc to close" }),
         this.status,
       );
-      this.panel.addEventListener("keydown", (e) => this.onPanelKey(e));
+      wrap.addEventListener("keydown", (e) => this.onKey(e)); // panel and launcher: Esc closes from either
 
       wrap.append(this.panel, this.launcher);
       this.root.append(wrap);
@@ -527,14 +551,14 @@ svg { width: 22px; height: 22px; fill: currentColor; flex: none; }
       return !!(this.narrow && this.narrow.matches);
     }
 
-    onPanelKey(e) {
-      if (e.key === "Escape") {
+    onKey(e) {
+      if (e.key === "Escape" && this.isOpen()) {
         e.preventDefault();
         e.stopPropagation();
         this.close();
         return;
       }
-      if (e.key === "Tab" && this.isNarrow()) {
+      if (e.key === "Tab" && this.isOpen() && this.isNarrow()) {
         // Full-screen on phones: keep focus inside the panel (the page behind is covered).
         const focusable = Array.from(this.panel.querySelectorAll("button, a[href], textarea, [tabindex='0']")).filter(
           (n) => !n.disabled && n.getClientRects().length > 0,
@@ -620,9 +644,10 @@ svg { width: 22px; height: 22px; fill: currentColor; flex: none; }
             status.textContent = "Writing the answer…";
           },
           onDelta: (piece) => {
-            status.hidden = true;
             state.streamed += piece;
-            text.append(document.createTextNode(piece));
+            const shown = visibleStream(state.streamed);
+            if (shown) status.hidden = true;
+            text.textContent = shown;
             this.scrollToEnd();
           },
         });
@@ -663,7 +688,7 @@ svg { width: 22px; height: 22px; fill: currentColor; flex: none; }
         credentials: "omit",
         mode: "cors",
         cache: "no-store",
-        referrerPolicy: "strict-origin-when-cross-origin",
+        referrerPolicy: "no-referrer",
       });
       if (!response.ok) {
         let detail = "";
@@ -724,7 +749,11 @@ svg { width: 22px; height: 22px; fill: currentColor; flex: none; }
           el("p", { class: "abstain-head", text: "Not in the articles" }),
           el("div", { class: "text", text: finalText || "The articles I have do not answer this question." }),
         );
-        const closest = sources.filter((s) => s && typeof s === "object").slice(0, 3);
+        if (answer.abstain_reason) bubble.append(el("p", { class: "note", text: `Why: ${str(answer.abstain_reason).replace(/\.+$/, "")}.` }));
+        const seen = new Set();
+        const closest = sources
+          .filter((s) => s && typeof s === "object" && !seen.has(s.article_id) && seen.add(s.article_id))
+          .slice(0, 3);
         if (closest.length) {
           const list = el("ul", { class: "closest", "aria-label": "Closest articles" });
           for (const s of closest) {
@@ -829,14 +858,15 @@ svg { width: 22px; height: 22px; fill: currentColor; flex: none; }
         }
         if (offset >= 0) {
           mark = el("mark", { text: quote });
-          passage.append(context.slice(0, offset), mark, context.slice(offset + quote.length));
+          // Paragraph breaks at the passage's edges would only show as blank lines.
+          passage.append(context.slice(0, offset).replace(/^\s+/, ""), mark, context.slice(offset + quote.length).replace(/\s+$/, ""));
         }
       }
       if (!mark && quote) {
         mark = el("mark", { text: quote });
         passage.append(mark);
       } else if (!mark) {
-        passage.append(context || "(no passage text)");
+        passage.append(context.trim() || "(no passage text)");
       }
       panel.append(passage);
       panel.hidden = false;
@@ -857,6 +887,7 @@ svg { width: 22px; height: 22px; fill: currentColor; flex: none; }
       const retry = el("button", { type: "button", class: "retry", text: "Retry" });
       retry.addEventListener("click", () => {
         if (this.busy) return;
+        this.input.focus(); // the button is about to go: keep focus in the panel
         bubble.remove();
         this.ask(question, history);
       });

@@ -1,0 +1,74 @@
+"""The demo page (/), the embeddable widget (/widget.js) and the API docs (/docs), each with its own CSP."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+from pathlib import Path
+
+from fastapi import APIRouter
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import FileResponse, HTMLResponse
+
+from rag.api.errors import ApiError
+from rag.api.security import DEMO_PAGE_CSP
+
+WEB_DIR = Path(__file__).resolve().parent.parent / "web"
+
+router = APIRouter(include_in_schema=False)
+
+
+def _file(name: str, media_type: str, headers: dict[str, str]) -> FileResponse:
+    path = WEB_DIR / name
+    if not path.is_file():
+        raise ApiError(404, "not_found", f"the widget is not built: rag/web/{name} is missing")
+    # no-cache = revalidate each time (ETag), so a new widget reaches pages at once.
+    return FileResponse(path, media_type=media_type, headers={"Cache-Control": "no-cache", **headers})
+
+
+@router.get("/")
+async def demo_page() -> FileResponse:
+    """The demo page with the widget."""
+    return _file(
+        "index.html",
+        "text/html; charset=utf-8",
+        {"Content-Security-Policy": DEMO_PAGE_CSP, "Cross-Origin-Resource-Policy": "same-origin"},
+    )
+
+
+@router.get("/widget.js")
+async def widget_script() -> FileResponse:
+    """The widget: any site may load it with a script tag, so it is a cross-origin resource on purpose."""
+    return _file("widget.js", "text/javascript; charset=utf-8", {"Cross-Origin-Resource-Policy": "cross-origin"})
+
+
+def docs_page(openapi_url: str, title: str) -> HTMLResponse:
+    """Swagger UI under a CSP that allows its CDN files and exactly its one inline script (by hash)."""
+    page = get_swagger_ui_html(openapi_url=openapi_url, title=title)
+    body = bytes(page.body).decode()
+    hashes = " ".join(
+        f"'sha256-{base64.b64encode(hashlib.sha256(script.encode()).digest()).decode()}'"
+        for script in re.findall(r"<script>(.*?)</script>", body, flags=re.S)
+    )
+    cdn = "https://cdn.jsdelivr.net"
+    csp = (
+        f"default-src 'none'; script-src {cdn} {hashes}; style-src {cdn} 'unsafe-inline'; "
+        f"img-src 'self' data: https://fastapi.tiangolo.com; connect-src 'self'; "
+        "frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+    )
+    return HTMLResponse(body, headers={"Content-Security-Policy": csp})
+
+
+def docs_router(openapi_url: str, title: str) -> APIRouter:
+    """GET /docs, the page built once."""
+    docs = APIRouter(include_in_schema=False)
+    page = docs_page(openapi_url, title)
+
+    @docs.get("/docs")
+    async def swagger_ui() -> HTMLResponse:
+        return HTMLResponse(
+            bytes(page.body), headers={"Content-Security-Policy": page.headers["content-security-policy"]}
+        )
+
+    return docs
