@@ -97,7 +97,7 @@ def make_answer_chain(
         return {"passages": render_passages(build_sources(x["passages"])), "question": x["question"]}
 
     generate = RunnableLambda(prompt_inputs) | prompt | model | StrOutputParser()
-    nothing = RunnableLambda(lambda _x: NOT_IN_ARTICLES)
+    nothing: Runnable[dict[str, Any], str] = RunnableLambda(lambda _x: NOT_IN_ARTICLES)
     return RunnablePassthrough.assign(
         passages=itemgetter("question") | retriever | RunnableLambda(passages_from_documents)
     ) | RunnablePassthrough.assign(raw=RunnableBranch((lambda x: not is_relevant(x["passages"]), nothing), generate))
@@ -218,6 +218,7 @@ class AnswerEngine:
         sources = build_sources(passages)
         yield SourcesEvent(sources=sources)
         t0 = time.perf_counter()
+        why: str | None
         if not self.is_relevant(passages):
             reason = "no passage is relevant enough to the question" if passages else "no passage was retrieved"
             result_text, citations, why = "", [], reason

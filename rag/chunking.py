@@ -22,7 +22,7 @@ _SPECIAL_TOKENS = 2
 _MAX_HEADER_TOKENS = 48
 
 _ABBREVIATIONS = frozenset(
-    "mr mrs ms dr prof st jr sr gen gov sen rep lt col capt sgt maj cmdr adm rev hon pres supt insp "
+    "mr mrs ms dr prof st jr sr gen gov sen rep lt col capt sgt maj cmdr adm rev hon pres supt insp "  # noqa: SIM905
     "inc ltd co corp bros dept univ est approx vs etc al fig no nos vol pp ed eds "
     "jan feb mar apr jun jul aug sep sept oct nov dec mon tue wed thu fri sat sun "
     "u.s u.k u.n e.g i.e a.m p.m".split()

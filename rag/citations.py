@@ -110,7 +110,8 @@ class SupportFinder:
         if self._vectors is None or self._embedder is None:
             return lexical
         semantic = self._vectors @ self._embedder.embed([claim])[0]
-        return 0.5 * lexical + 0.5 * np.clip(semantic, 0.0, 1.0)
+        combined: np.ndarray = 0.5 * lexical + 0.5 * np.clip(semantic, 0.0, 1.0)
+        return combined
 
     def locate(self, claim: str, preferred: Sequence[int]) -> tuple[Sentence | None, bool]:
         """The supporting sentence, preferring the cited sources; True as second value when re-anchored."""

@@ -27,7 +27,9 @@ from rag.errors import (
 )
 from rag.models import Filters
 
-app = typer.Typer(help="Question answering over news articles, with citations.", no_args_is_help=True, pretty_exceptions_enable=False)
+app = typer.Typer(
+    help="Question answering over news articles, with citations.", no_args_is_help=True, pretty_exceptions_enable=False
+)
 articles_app = typer.Typer(help="List, show and delete articles.", no_args_is_help=True)
 app.add_typer(articles_app, name="articles")
 
@@ -197,7 +199,8 @@ def articles_show(article_id: str, as_json: AsJson = False) -> None:
     if as_json:
         out.print_json(json.dumps(dataclasses.asdict(record), default=str))
         return
-    out.print(f"[bold]{escape(record.title)}[/bold]\n{record.published_at or 'undated'}  {escape(record.url or '')}  {record.chunks} chunks\n")
+    date = record.published_at or "undated"
+    out.print(f"[bold]{escape(record.title)}[/bold]\n{date}  {escape(record.url or '')}  {record.chunks} chunks\n")
     out.print(record.text or "", markup=False)
 
 

@@ -51,9 +51,7 @@ def read_file(path: Path, root: Path | None = None, *, max_bytes: int) -> Iterat
     origin = str(path)
     suffix = path.suffix.lower()
     if suffix not in SUPPORTED_SUFFIXES:
-        yield IngestError(
-            f"{origin}: unsupported file type '{suffix}'; use .txt, .md, .html, .json or .jsonl"
-        )
+        yield IngestError(f"{origin}: unsupported file type '{suffix}'; use .txt, .md, .html, .json or .jsonl")
         return
     try:
         size = path.stat().st_size

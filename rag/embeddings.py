@@ -102,7 +102,8 @@ class OnnxMiniLM:
         weights = mask[..., None].astype(np.float32)
         pooled = (hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
         norms = np.linalg.norm(pooled, axis=1, keepdims=True)
-        return (pooled / np.maximum(norms, 1e-12)).astype(np.float32)
+        result: np.ndarray = (pooled / np.maximum(norms, 1e-12)).astype(np.float32)
+        return result
 
 
 class OpenAIEmbedder:
@@ -115,7 +116,7 @@ class OpenAIEmbedder:
         if not key and not settings.llm_base_url:
             raise ConfigError("RAG_EMBEDDING_PROVIDER=openai needs RAG_LLM_API_KEY or OPENAI_API_KEY")
         self.name = f"openai-{settings.embedding_model}"
-        self._client = OpenAIEmbeddings(
+        self._client = OpenAIEmbeddings(  # type: ignore[call-arg]
             model=settings.embedding_model,
             api_key=key or "not-needed",  # type: ignore[arg-type]
             base_url=settings.llm_base_url,
@@ -142,7 +143,8 @@ class OpenAIEmbedder:
         except Exception as exc:  # the SDK raises many types; all mean the remote call failed
             raise UpstreamError(f"embedding service failed: {exc}") from exc
         arr = np.asarray(vectors, dtype=np.float32)
-        return arr / np.maximum(np.linalg.norm(arr, axis=1, keepdims=True), 1e-12)
+        result: np.ndarray = arr / np.maximum(np.linalg.norm(arr, axis=1, keepdims=True), 1e-12)
+        return result
 
 
 class LangChainEmbeddings(Embeddings):
@@ -153,11 +155,13 @@ class LangChainEmbeddings(Embeddings):
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
         """Embed documents."""
-        return self.embedder.embed(texts).tolist()
+        vectors: list[list[float]] = self.embedder.embed(texts).tolist()
+        return vectors
 
     def embed_query(self, text: str) -> list[float]:
         """Embed one query."""
-        return self.embedder.embed([text])[0].tolist()
+        vector: list[float] = self.embedder.embed([text])[0].tolist()
+        return vector
 
 
 def make_embedder(settings: Settings) -> Embedder:

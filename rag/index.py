@@ -26,7 +26,7 @@ from rag.store import ChromaStore, day_number
 
 _TOKEN = re.compile(r"\w+", re.UNICODE)
 _STOPWORDS = frozenset(
-    "a an and are as at be been but by did do does for from had has have he her his how i in into is it its "
+    "a an and are as at be been but by did do does for from had has have he her his how i in into is it its "  # noqa: SIM905
     "me my of on or our she so than that the their them then there these they this those to was we were what "
     "when where which who whom why will with would you your about after before said says also more most".split()
 )
@@ -190,10 +190,7 @@ class LocalIndex:
         if not len(rows) or n <= 0:
             return []
         # Score only the selected rows when they are few; one pass over everything is cheaper otherwise.
-        if len(rows) < 0.3 * len(self.ids):
-            scores = self.vectors[rows] @ query
-        else:
-            scores = (self.vectors @ query)[rows]
+        scores = self.vectors[rows] @ query if len(rows) < 0.3 * len(self.ids) else (self.vectors @ query)[rows]
         return _top(rows, scores, n)
 
     def keyword(self, query: str, n: int, mask: np.ndarray | None) -> list[tuple[int, float]]:

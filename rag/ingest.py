@@ -11,7 +11,7 @@ from rag.chunking import chunk_article
 from rag.embeddings import Embedder
 from rag.errors import IngestError, RagError
 from rag.index import LocalIndex
-from rag.models import Article, Chunk, IngestReport, IngestResult
+from rag.models import Article, Chunk, IngestReport, IngestResult, IngestStatus
 from rag.store import ChromaStore
 
 # Articles are embedded and written together: large enough batches keep the embedder busy, small enough
@@ -89,5 +89,5 @@ class Ingestor:
         self.index = index
         self.publish(index)
         for article, chunks in todo:
-            status = "updated" if article.id in live else "added"
+            status: IngestStatus = "updated" if article.id in live else "added"
             emit(IngestResult(article.origin, status, article.id, article.title, chunks=len(chunks)))

@@ -93,9 +93,7 @@ class HybridSearcher:
             )
         return passages
 
-    def _dense(
-        self, index: LocalIndex, vector: np.ndarray, n: int, mask: np.ndarray | None
-    ) -> list[tuple[int, float]]:
+    def _dense(self, index: LocalIndex, vector: np.ndarray, n: int, mask: np.ndarray | None) -> list[tuple[int, float]]:
         if mask is not None:
             return index.dense(vector, n, mask)
         # Unfiltered: Chroma's HNSW index. Chunks our index does not hold as live (an older version still

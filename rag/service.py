@@ -23,7 +23,7 @@ from rag.answer import AnswerEngine, AnswerEvent, DoneEvent, Mode
 from rag.llm import make_chat_model
 from rag.models import Answer, Article, ChatTurn, Filters, IngestReport, Passage
 from rag.retrieve import HybridSearcher
-from rag.store import ArticleRecord, ChromaStore, open_store
+from rag.store import ArticleRecord, ChromaStore, DataDirLock, open_store
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -58,8 +58,15 @@ class RagService:
     @classmethod
     def open(cls, settings: Settings, embedder: Embedder | None = None) -> RagService:
         """Open the configured store with the configured embedder (or the one given, to share a loaded model)."""
-        embedder = embedder or make_embedder(settings)
-        store = open_store(settings, embedder.name, embedder.dimension)
+        # Take a local directory's lock before loading the model, so a second process is refused at once.
+        lock = None if settings.chroma_url else DataDirLock(settings.data_dir)
+        try:
+            embedder = embedder or make_embedder(settings)
+            store = open_store(settings, embedder.name, embedder.dimension, lock)
+        except Exception:
+            if lock is not None:
+                lock.release()
+            raise
         try:
             return cls(settings, embedder, store)
         except Exception:

@@ -9,7 +9,8 @@ An article is replaced in an order that keeps every search consistent: the new c
 hash, then the old chunks are deleted. Readers only trust chunks whose hash matches the article record, so
 no search sees old and new chunks of one article together, and a crash at any step leaves either the old
 or the new version live; leftovers are swept by the next write. Ids are deterministic and writes are
-upserts, so a retry after a crash duplicates nothing.
+upserts, so a retry after a crash duplicates nothing. The generation token changes before a write's first
+step and after its last, so a keyword index saved before an interrupted write is rebuilt, never trusted.
 """
 
 from __future__ import annotations
@@ -341,8 +342,13 @@ def _record(article_id: str, meta: dict[str, Any], text: str | None) -> ArticleR
     )
 
 
-def open_store(settings: Settings, embedder_name: str, dimension: int) -> ChromaStore:
-    """Chroma server when `RAG_CHROMA_URL` is set, else Chroma on local disk under an exclusive lock."""
+def open_store(
+    settings: Settings, embedder_name: str, dimension: int, lock: DataDirLock | None = None
+) -> ChromaStore:
+    """Chroma server when `RAG_CHROMA_URL` is set, else Chroma on local disk under an exclusive lock.
+
+    A caller that took the directory's lock already (to fail fast, before loading a model) passes it in.
+    """
     import chromadb
     from chromadb.config import Settings as ChromaSettings
 
@@ -362,7 +368,7 @@ def open_store(settings: Settings, embedder_name: str, dimension: int) -> Chroma
         except Exception as exc:  # connection errors come in many types
             raise StoreError(f"cannot reach the Chroma server at {settings.chroma_url}: {exc}") from exc
         return ChromaStore(client, settings.collection, embedder_name, dimension, lock=None)
-    lock = DataDirLock(settings.data_dir)
+    lock = lock or DataDirLock(settings.data_dir)
     try:
         client = chromadb.PersistentClient(path=str(settings.data_dir / "chroma"), settings=chroma_settings)
         return ChromaStore(client, settings.collection, embedder_name, dimension, lock=lock)

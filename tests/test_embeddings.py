@@ -14,10 +14,16 @@ def cosine(embedder: OnnxMiniLM, a: str, b: str) -> float:
 
 def test_it_is_the_real_model_related_sentences_score_far_above_unrelated(embedder: OnnxMiniLM) -> None:
     pairs = [
-        ("The central bank raised interest rates to fight inflation.", "Borrowing costs went up as the Fed tightened policy."),
-        ("A strong earthquake shook the coastal city overnight.", "Tremors damaged buildings near the shore during the night."),
+        (
+            "The central bank raised interest rates to fight inflation.",
+            "Borrowing costs went up as the Fed tightened policy.",
+        ),
+        (
+            "A strong earthquake shook the coastal city overnight.",
+            "Tremors damaged buildings near the shore during the night.",
+        ),
         ("The striker scored twice in the cup final.", "She netted two goals to win the championship match."),
-    ]  # fmt: skip
+    ]
     for (a, b), (_, other) in zip(pairs, pairs[1:] + pairs[:1], strict=True):
         related, unrelated = cosine(embedder, a, b), cosine(embedder, a, other)
         assert related > 0.45, (a, b, related)

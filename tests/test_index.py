@@ -113,7 +113,9 @@ def test_many_updates_compact_the_index(embedder: OnnxMiniLM) -> None:
 def test_a_copy_is_changed_without_touching_the_original(index: LocalIndex, embedder: OnnxMiniLM) -> None:
     before = (list(index.ids), index.alive.copy(), dict(index.row_of), dict(index.vocab), index.generation)
     changed = index.copy()
-    changed.apply(written(embedder, {**NEWS[1], "body": "Drought ruined the Zanzibar wheat crop."}), ["chess-final"], "g2")
+    changed.apply(
+        written(embedder, {**NEWS[1], "body": "Drought ruined the Zanzibar wheat crop."}), ["chess-final"], "g2"
+    )
     assert (list(index.ids), dict(index.row_of), dict(index.vocab), index.generation) == (
         before[0], before[2], before[3], before[4],
     )  # fmt: skip

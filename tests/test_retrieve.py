@@ -92,7 +92,7 @@ def test_a_filtered_search_still_ranks_by_meaning(news: RagService) -> None:
 
 
 def test_since_after_until_is_refused(news: RagService) -> None:
-    with pytest.raises(InvalidRequestError, match="'since' .* is after 'until'"):
+    with pytest.raises(InvalidRequestError, match=r"'since' .* is after 'until'"):
         news.search("bridge", filters=Filters(since=dt.date(2023, 1, 1), until=dt.date(2022, 1, 1)))
 
 

@@ -12,7 +12,6 @@ import pytest
 from chromadb.utils.embedding_functions.onnx_mini_lm_l6_v2 import ONNXMiniLM_L6_V2
 from conftest import NEWS, SEED_QUESTION, SEEDS, OpenService, make_settings, write_jsonl
 
-from rag.embeddings import OnnxMiniLM
 from rag.errors import ConfigError, NotFoundError, StoreError, StoreLockedError
 from rag.models import Filters
 from rag.service import RagService
@@ -111,7 +110,7 @@ def test_a_store_built_with_another_embedder_is_refused(open_service: OpenServic
 def test_a_malformed_or_unreachable_chroma_url_is_reported(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="must look like http://host:port"):
         open_store(make_settings(tmp_path, chroma_url="localhost:8000"), "m", 384)
-    with pytest.raises(StoreError, match="cannot reach the Chroma server at http://127.0.0.1:9"):
+    with pytest.raises(StoreError, match=r"cannot reach the Chroma server at http://127\.0\.0\.1:9"):
         open_store(make_settings(tmp_path, chroma_url="http://127.0.0.1:9"), "m", 384)
 
 

@@ -1,4 +1,8 @@
-"""What routes depend on, as `Annotated` aliases: the app's context, its service, and who is calling."""
+"""What routes depend on, as `Annotated` aliases: the app's context, its service, and who is calling.
+
+The dependencies are `async` on purpose: FastAPI runs plain functions in a thread pool, and the rate limiter's
+buckets must only ever be touched from the event loop.
+"""
 
 from __future__ import annotations
 
@@ -27,7 +31,7 @@ class ApiContext:
     metrics: Metrics
 
 
-def get_context(request: Request) -> ApiContext:
+async def get_context(request: Request) -> ApiContext:
     """The app's context."""
     ctx: ApiContext = request.app.state.ctx
     return ctx
@@ -36,7 +40,7 @@ def get_context(request: Request) -> ApiContext:
 Context = Annotated[ApiContext, Depends(get_context)]
 
 
-def get_service(ctx: Context) -> RagService:
+async def get_service(ctx: Context) -> RagService:
     """The app's service."""
     return ctx.service
 
@@ -44,14 +48,14 @@ def get_service(ctx: Context) -> RagService:
 Service = Annotated[RagService, Depends(get_service)]
 
 
-def reader(request: Request, ctx: Context) -> Caller:
+async def reader(request: Request, ctx: Context) -> Caller:
     """Reading (articles): the same rule as asking, without the rate limit."""
     return ctx.keys.caller(request, required=not ctx.settings.public_ask, missing_message=ASK_KEYS_MISSING)
 
 
-def asker(request: Request, ctx: Context) -> Caller:
+async def asker(request: Request, ctx: Context) -> Caller:
     """Asking: a key unless RAG_PUBLIC_ASK=true, then one token from the caller's address and key buckets."""
-    caller = reader(request, ctx)
+    caller = await reader(request, ctx)
     buckets = [f"addr:{caller.address}"] + ([f"key:{caller.key_id}"] if caller.key_id else [])
     try:
         ctx.limiter.check(buckets)
@@ -61,7 +65,7 @@ def asker(request: Request, ctx: Context) -> Caller:
     return caller
 
 
-def writer(request: Request, ctx: Context) -> Caller:
+async def writer(request: Request, ctx: Context) -> Caller:
     """Writing or deleting articles: always a valid key (403 when the server has none configured)."""
     return ctx.keys.caller(request, required=True, missing_message=WRITE_KEYS_MISSING)
 

@@ -1,10 +1,10 @@
 """One error shape for every failure, `{"error": {"code", "message"}}`; the error tree becomes HTTP statuses here.
 
-ApiError            raised by the API layer itself (auth, limits, media types), carries its own status
-RagError            from the service: mapped by `status_for`
-HTTPException       Starlette's 404 / 405 / 413 and friends, reshaped
-RequestValidationError  422, with a message naming each field and what is wrong with it
-anything else       500, logged with its traceback (by `InternalErrorMiddleware`), never shown to the client
+- `ApiError`: raised by the API layer itself (auth, limits, media types), with its own status;
+- `RagError`: from the service, mapped by `as_api_error` (not found 404, invalid 422, store 503, LLM 429/502/503/504);
+- Starlette's `HTTPException`: 404, 405, 413 and friends, reshaped;
+- `RequestValidationError`: 422, with a message naming each field and what is wrong with it;
+- anything else: 500, logged with its traceback by `InternalErrorMiddleware`, never shown to the client.
 """
 
 from __future__ import annotations

@@ -92,10 +92,6 @@ class LlmGate:
             sem = self._semaphores[loop] = asyncio.Semaphore(self.limit)
         return sem
 
-    def in_flight(self) -> int:
-        """LLM answers running now on this loop."""
-        return self.limit - self._semaphore()._value
-
     @asynccontextmanager
     async def slot(self) -> AsyncIterator[None]:
         """Hold one of the slots for the duration of the block."""

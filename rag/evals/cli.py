@@ -144,6 +144,8 @@ def _run(
     code = 0
     if check:
         code = _check(summary, baseline, baseline_path, regressions)
+    if update and code:
+        err.print("baseline not updated: the check failed")
     if update and code == 0:
         if summary["mode"] != "extractive":
             raise InvalidRequestError("the baseline holds extractive-mode scores: run with --mode extractive")

@@ -175,7 +175,8 @@ def leaks_prompt(answer: str, prompt_texts: Sequence[str]) -> bool:
     """True when the answer repeats `_SHINGLE` words in a row of one of the prompt files."""
     words = normalize(answer).split()
     shingles = {" ".join(words[i : i + _SHINGLE]) for i in range(len(words) - _SHINGLE + 1)}
-    return any(s in f" {normalize(p)} " for s in shingles for p in prompt_texts)
+    prompts = [f" {normalize(p)} " for p in prompt_texts]
+    return any(f" {s} " in p for s in shingles for p in prompts)
 
 
 def injection_failures(

@@ -1,0 +1,210 @@
+"""The same ingest and search against a real `chroma run` server, and two replicas sharing it."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import chromadb.api.types
+import httpx
+import pytest
+from chromadb.utils.embedding_functions.onnx_mini_lm_l6_v2 import ONNXMiniLM_L6_V2
+from conftest import NEWS, SEED_ID, SEED_QUESTION, SEEDS, OpenService, make_settings, write_jsonl
+
+from rag.config import Settings
+from rag.errors import NotFoundError
+from rag.models import Filters
+from rag.service import RagService
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def chroma_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real Chroma server on 127.0.0.1 at a free port, for this module."""
+    folder = tmp_path_factory.mktemp("chroma-server")
+    chroma = shutil.which("chroma") or str(Path(sys.executable).with_name("chroma"))
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = (folder / "server.log").open("wb")
+    process = subprocess.Popen(
+        [chroma, "run", "--host", "127.0.0.1", "--port", str(port), "--path", str(folder / "db")],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if process.poll() is not None:
+                pytest.fail(
+                    f"chroma run exited with {process.returncode}: {(folder / 'server.log').read_text()[-2000:]}"
+                )
+            try:
+                if httpx.get(f"{url}/api/v2/heartbeat", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail("chroma run did not answer its heartbeat within 60 s")
+            time.sleep(0.1)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.close()
+
+
+@pytest.fixture
+def server_settings(chroma_url: str, tmp_path: Path) -> Settings:
+    """Settings for a fresh collection on the shared server; replicas check for others' writes on every search."""
+    return make_settings(
+        tmp_path / "data", chroma_url=chroma_url, collection=f"t{uuid.uuid4().hex[:10]}", index_refresh_seconds=0
+    )
+
+
+OLD = {**NEWS[0]}
+NEW = {**NEWS[0], "body": "The harbour bridge stays shut. Inspector Ragnhild Oyelaran found cracked cables on Monday."}
+
+
+def texts_of(service: RagService, article_id: str) -> list[str]:
+    got = service.store.chunks.get(where={"article_id": article_id}, include=["documents"])
+    return list(got["documents"])
+
+
+def visible(service: RagService, article_id: str = "harbour-bridge") -> str:
+    found = []
+    for query in ("harbour bridge cables", "Quistgaard", "Oyelaran cracked", "buses Monday"):
+        found += service.search(query, k=20)
+        found += service.search(query, k=20, filters=Filters(article_id=article_id))
+    return " ".join(p.text for p in found if p.article_id == article_id)
+
+
+def test_ingest_search_update_delete_on_a_server(
+    open_service: OpenService, server_settings: Settings, tmp_path: Path
+) -> None:
+    service = open_service(server_settings)
+    feed = write_jsonl(tmp_path / "news.jsonl", NEWS)
+    assert service.ingest_paths([SEEDS, feed]).summary()["added"] == 1 + len(NEWS)
+    assert not server_settings.data_dir.exists()  # nothing local: no lock, no index files
+
+    top = service.search(SEED_QUESTION)[0]
+    assert top.article_id == SEED_ID and "UN Security Council" in top.text
+    assert service.search("Quistgaard")[0].article_id == "harbour-bridge"
+    wheat = service.search("harvest", filters=Filters(source="Farm Gazette"), k=20)
+    assert {p.article_id for p in wheat} == {"wheat-harvest"}
+    assert {p.article_id for p in service.search("news", k=20, filters=Filters(until=NEWS[3]["published_at"]))} == {
+        "volcano-flights"
+    }
+
+    generation = service.store.generation()
+    assert service.ingest_paths([SEEDS, feed]).summary()["unchanged"] == 1 + len(NEWS)
+    assert service.store.generation() == generation
+
+    write_jsonl(feed, [NEW, *NEWS[1:]])
+    assert service.ingest_paths([feed]).summary() == {"added": 0, "updated": 1, "unchanged": 3, "failed": 0}
+    assert texts_of(service, "harbour-bridge") == [NEW["body"]]
+    assert "Quistgaard" not in visible(service) and "Oyelaran" in visible(service)
+
+    service.delete_article(SEED_ID)
+    assert texts_of(service, SEED_ID) == []
+    assert SEED_ID not in {p.article_id for p in service.search(SEED_QUESTION, k=20)}
+    with pytest.raises(NotFoundError):
+        service.delete_article(SEED_ID)
+
+    service.close()
+    reopened = open_service(server_settings)  # a restart rebuilds the index from the server
+    assert "Oyelaran" in visible(reopened) and "Quistgaard" not in visible(reopened)
+    assert len(reopened.list_articles()) == len(NEWS)
+
+
+def test_two_replicas_see_each_others_writes(
+    open_service: OpenService, server_settings: Settings, tmp_path: Path
+) -> None:
+    a = open_service(server_settings)
+    b = open_service(server_settings)  # no lock against a server: both open
+    assert b.search("harbour") == []
+
+    feed = write_jsonl(tmp_path / "news.jsonl", [OLD])
+    a.ingest_paths([feed])
+    assert b.search("Quistgaard")[0].article_id == "harbour-bridge"
+
+    write_jsonl(feed, [NEW])
+    a.ingest_paths([feed])
+    assert "Oyelaran" in visible(b) and "Quistgaard" not in visible(b)
+
+    b.ingest_paths([write_jsonl(tmp_path / "more.jsonl", NEWS[1:2])])  # and the other way round
+    assert a.search("wheat harvest")[0].article_id == "wheat-harvest"
+
+    a.delete_article("harbour-bridge")
+    assert visible(b) == ""
+    assert [r.id for r in b.list_articles()] == ["wheat-harvest"]
+
+
+def test_a_replica_refreshes_only_as_often_as_configured(
+    open_service: OpenService, server_settings: Settings, tmp_path: Path
+) -> None:
+    writer = open_service(server_settings)
+    lazy = open_service(server_settings.model_copy(update={"index_refresh_seconds": 3600}))
+    lazy.search("anything")  # its first check
+    writer.ingest_paths([write_jsonl(tmp_path / "news.jsonl", NEWS[1:2])])
+    assert lazy.search("wheat harvest") == []  # not yet: the next check is an hour away
+    lazy._checked_at -= 3600
+    assert lazy.search("wheat harvest")[0].article_id == "wheat-harvest"
+
+
+def test_a_replica_rebuilding_mid_write_never_deletes_the_chunks_being_written(
+    open_service: OpenService, server_settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    writer = open_service(server_settings)
+    reader = open_service(server_settings)
+    writer.ingest_paths([write_jsonl(tmp_path / "old.jsonl", [OLD])])
+    assert "Quistgaard" in visible(reader)
+
+    articles = writer.store.articles
+    seen_mid_write: list[str] = []
+
+    class ReaderSearchesBeforeTheFlip:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(articles, name)
+
+        def upsert(self, **kwargs: Any) -> Any:
+            # The new chunks are in, the record still names the old version: the reader rebuilds now.
+            seen_mid_write.append(visible(reader))
+            return articles.upsert(**kwargs)
+
+    monkeypatch.setattr(writer.store, "articles", ReaderSearchesBeforeTheFlip())
+    assert writer.ingest_paths([write_jsonl(tmp_path / "new.jsonl", [NEW])]).summary()["updated"] == 1
+    monkeypatch.undo()
+
+    assert "Quistgaard" in seen_mid_write[0] and "Oyelaran" not in seen_mid_write[0]
+    assert texts_of(writer, "harbour-bridge") == [NEW["body"]]
+    assert "Oyelaran" in visible(reader) and "Quistgaard" not in visible(reader)
+
+
+def test_chromas_default_embedding_function_is_never_called_against_a_server(
+    open_service: OpenService, server_settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def refuse(*_: Any, **__: Any) -> Any:
+        raise AssertionError("Chroma's default embedding function was called")
+
+    monkeypatch.setattr(chromadb.api.types.DefaultEmbeddingFunction, "__call__", refuse)
+    monkeypatch.setattr(ONNXMiniLM_L6_V2, "__call__", refuse)
+    service = open_service(server_settings)
+    service.ingest_paths([write_jsonl(tmp_path / "news.jsonl", NEWS[:2])])
+    assert service.search("Quistgaard")[0].article_id == "harbour-bridge"
+    service.delete_article("harbour-bridge")
