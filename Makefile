@@ -11,8 +11,10 @@ setup:
 setup-test:
 	bash scripts/setup.sh --test
 
+# The local demo lets anyone on this machine ask (the widget on / has no key); on the internet, set RAG_API_KEYS
+# and a public widget key instead (README, "The chat widget").
 run: setup
-	$(VENV)/rag serve --host $(HOST) --port $(PORT) --ingest-seeds
+	RAG_PUBLIC_ASK=$${RAG_PUBLIC_ASK:-true} $(VENV)/rag serve --host $(HOST) --port $(PORT) --ingest-seeds
 
 lint:
 	$(VENV)/ruff check rag tests benchmarks

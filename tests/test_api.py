@@ -864,6 +864,10 @@ def test_rag_serve_ingests_the_seeds_and_serves(tmp_path: Path) -> None:
         answer = httpx.post(f"{base}/v1/ask", json={"question": SEED_QUESTION}, timeout=30).json()
         assert answer["citations"] and answer["citations"][0]["article_id"] == SEED_ID
         assert httpx.get(f"{base}/healthz").json() == {"status": "ok"}
+        page, script = httpx.get(f"{base}/"), httpx.get(f"{base}/widget.js")  # the real rag/web files
+        assert page.status_code == 200 and page.headers["content-security-policy"] == DEMO_PAGE_CSP
+        assert '<script src="/widget.js"' in page.text
+        assert script.status_code == 200 and script.headers["cross-origin-resource-policy"] == "cross-origin"
     finally:
         proc.terminate()
         out, _ = proc.communicate(timeout=20)
