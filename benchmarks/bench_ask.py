@@ -62,7 +62,7 @@ class _StubChat(http.server.BaseHTTPRequestHandler):
         self.send_header("content-type", "text/event-stream")
         self.send_header("transfer-encoding", "chunked")
         self.end_headers()
-        words = "Russia remains open to sharing sophisticated technologies with India [1].".split(" ")
+        words = ["Russia", "remains", "open", "to", "sharing", "sophisticated", "technologies", "with", "India", "[1]."]
         for i, word in enumerate(words):
             chunk = {"id": "c", "object": "chat.completion.chunk", "created": 0, "model": "stub",
                      "choices": [{"index": 0, "delta": {"content": (" " if i else "") + word},
@@ -88,7 +88,7 @@ def start_stub() -> tuple[http.server.ThreadingHTTPServer, str]:
 
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 def start_llama() -> tuple[subprocess.Popen[bytes], str]:
@@ -163,8 +163,9 @@ def run(service: RagService, rounds: int, with_llm: bool) -> None:
         llm_total.append((time.perf_counter() - t0) * 1000)
 
     print(f"seed articles, {rounds} asks per mode (ms)")
-    print(f"  search only           p50 {statistics.median(extractive_search):7.1f}  p95 {pct(extractive_search, .95):7.1f}")
-    print(f"  ask, extractive       p50 {statistics.median(extractive):7.1f}  p95 {pct(extractive, .95):7.1f}")
+    search_p50, search_p95 = statistics.median(extractive_search), pct(extractive_search, 0.95)
+    print(f"  search only           p50 {search_p50:7.1f}  p95 {search_p95:7.1f}")
+    print(f"  ask, extractive       p50 {statistics.median(extractive):7.1f}  p95 {pct(extractive, 0.95):7.1f}")
     if llm_total:
         print(f"  ask, llm (SmolLM2-135M on llama.cpp, 16 tokens)  p50 {statistics.median(llm_total):7.1f}"
               f"  p95 {pct(llm_total, .95):7.1f}")  # fmt: skip

@@ -73,7 +73,8 @@ def render_passages(sources: Sequence[Source]) -> str:
     for s in sources:
         date = s.published_at.isoformat() if s.published_at else "undated"
         title = html.escape(s.title, quote=True)
-        blocks.append(f'<passage number="{s.number}" title="{title}" date="{date}">\n{html.escape(s.text, quote=False)}\n</passage>')
+        text = html.escape(s.text, quote=False)
+        blocks.append(f'<passage number="{s.number}" title="{title}" date="{date}">\n{text}\n</passage>')
     return "\n".join(blocks)
 
 
@@ -227,7 +228,9 @@ class AnswerEngine:
             result = await asyncio.to_thread(self.extractive.answer, question, sources, context)
             result_text, citations, why = result.text, result.citations, result.abstain_reason
         timings.generate_ms = _ms(t0)
-        async for event in self._finish(question, standalone, "extractive", result_text, citations, sources, why, [], timings):
+        async for event in self._finish(
+            question, standalone, "extractive", result_text, citations, sources, why, [], timings
+        ):
             yield event
 
     async def _llm(

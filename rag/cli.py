@@ -152,7 +152,11 @@ def ask(
     if as_json:
         out.print_json(answer.model_dump_json())
         return
-    label = "extractive answer: sentences quoted from the articles, no language model" if answer.mode == "extractive" else "LLM answer, citations verified against the articles"
+    label = (
+        "extractive answer: sentences quoted from the articles, no language model"
+        if answer.mode == "extractive"
+        else "LLM answer, citations verified against the articles"
+    )
     out.print(f"[dim]({label})[/dim]")
     if answer.abstained:
         out.print(f"[yellow]{answer.text}[/yellow]  [dim]({answer.abstain_reason})[/dim]")
@@ -217,10 +221,12 @@ def articles_delete(article_id: str) -> None:
 
 
 from rag.evals.cli import register as _register_eval
+
 _register_eval(app)
 
 
 from rag.api.cli import register as _register_serve
+
 _register_serve(app)
 
 

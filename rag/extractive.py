@@ -32,8 +32,36 @@ _QUOTE = re.compile(r"[“”\"]|\bsaid\b|\bsays\b|\btold\b")
 _PLACE = re.compile(r"\b(?:in|at|from|near)\s+[A-Z]")
 _NAME = re.compile(r"(?<!^)(?<![.!?]\s)\b[A-Z][a-z]+(?:\s+[A-Z][a-z]+)+")
 _QUESTION_WORDS = frozenset(
-    "what who whom whose when where which why how did does do is are was were can could would should will "
-    "according tell give name list explain describe".split()
+    [
+        "what",
+        "who",
+        "whom",
+        "whose",
+        "when",
+        "where",
+        "which",
+        "why",
+        "how",
+        "did",
+        "does",
+        "do",
+        "is",
+        "are",
+        "was",
+        "were",
+        "can",
+        "could",
+        "would",
+        "should",
+        "will",
+        "according",
+        "tell",
+        "give",
+        "name",
+        "list",
+        "explain",
+        "describe",
+    ]
 )
 _SALIENT = re.compile(r"\b(?:[A-Z][\w’'-]*[A-Za-z0-9]|\d[\d,.]*\d|\d)\b")
 

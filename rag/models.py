@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
 import re
+from dataclasses import dataclass, field
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, BeforeValidator, Field
@@ -126,7 +126,9 @@ class Answer(BaseModel):
     mode: Literal["extractive", "llm"]
     abstained: bool = False
     abstain_reason: str | None = None
-    dropped_claims: list[str] = Field(default_factory=list, description="Claims removed because nothing supported them.")
+    dropped_claims: list[str] = Field(
+        default_factory=list, description="Claims removed because nothing supported them."
+    )
     timings: Timings = Field(default_factory=Timings)
 
 

@@ -13,13 +13,13 @@ from typing import Any, TypeVar
 
 from langchain_core.language_models import BaseChatModel
 
+from rag.answer import AnswerEngine, AnswerEvent, DoneEvent, Mode
 from rag.config import Settings
 from rag.documents import iter_files, read_file
 from rag.embeddings import Embedder, make_embedder
 from rag.errors import IngestError, InvalidRequestError, StoreError
 from rag.index import LocalIndex
 from rag.ingest import Ingestor, Progress
-from rag.answer import AnswerEngine, AnswerEvent, DoneEvent, Mode
 from rag.llm import make_chat_model
 from rag.models import Answer, Article, ChatTurn, Filters, IngestReport, Passage
 from rag.retrieve import HybridSearcher
@@ -43,9 +43,7 @@ class RagService:
         self.index = self._load_index()
         self.searcher = HybridSearcher(store, embedder, settings.candidates, settings.rrf_k)
         # One chat model per event loop: the SDK's async HTTP pool belongs to the loop that created it.
-        self._models: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, BaseChatModel] = (
-            weakref.WeakKeyDictionary()
-        )
+        self._models: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, BaseChatModel] = weakref.WeakKeyDictionary()
         self.chat_model_factory: Callable[[], BaseChatModel] = lambda: make_chat_model(settings)
         self.engine = AnswerEngine(
             embedder,

@@ -342,9 +342,7 @@ def _record(article_id: str, meta: dict[str, Any], text: str | None) -> ArticleR
     )
 
 
-def open_store(
-    settings: Settings, embedder_name: str, dimension: int, lock: DataDirLock | None = None
-) -> ChromaStore:
+def open_store(settings: Settings, embedder_name: str, dimension: int, lock: DataDirLock | None = None) -> ChromaStore:
     """Chroma server when `RAG_CHROMA_URL` is set, else Chroma on local disk under an exclusive lock.
 
     A caller that took the directory's lock already (to fail fast, before loading a model) passes it in.

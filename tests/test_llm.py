@@ -9,6 +9,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
@@ -37,7 +38,7 @@ def test_every_prompt_file_is_known() -> None:
 
 
 def test_answer_prompt_forbids_outside_knowledge_and_fences_passages() -> None:
-    messages = load_prompt("answer").format_messages(passages="<passage number=\"1\">x</passage>", question="q")
+    messages = load_prompt("answer").format_messages(passages='<passage number="1">x</passage>', question="q")
     assert messages[0].type == "system" and "outside knowledge" in str(messages[0].content)
     assert "<passages>" in str(messages[1].content)
 
@@ -45,8 +46,8 @@ def test_answer_prompt_forbids_outside_knowledge_and_fences_passages() -> None:
 class _Scripted(http.server.BaseHTTPRequestHandler):
     """An OpenAI-compatible endpoint that fails the way the test asks (status, delay or body)."""
 
-    behaviour: dict[str, object] = {}
-    requests: list[dict[str, object]] = []
+    behaviour: ClassVar[dict[str, object]] = {}
+    requests: ClassVar[list[dict[str, object]]] = []
 
     def do_POST(self) -> None:
         length = int(self.headers.get("content-length", 0))
@@ -130,9 +131,9 @@ def test_llm_failures_become_clear_errors(
 
 
 def test_llm_server_down_is_a_clear_error(data_dir: Path, embedder: OnnxMiniLM) -> None:
-    with _service(data_dir, embedder, f"http://127.0.0.1:{_free_port()}/v1") as svc:
-        with pytest.raises(UpstreamError) as caught:
-            svc.ask(QUESTION, mode="llm")
+    url = f"http://127.0.0.1:{_free_port()}/v1"
+    with _service(data_dir, embedder, url) as svc, pytest.raises(UpstreamError) as caught:
+        svc.ask(QUESTION, mode="llm")
     assert caught.value.status == 503 and "RAG_LLM_BASE_URL" in str(caught.value)
 
 
