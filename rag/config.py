@@ -57,7 +57,7 @@ class Settings(BaseSettings):
         "auto", description="`auto` uses the LLM when one is configured, else the offline extractive mode."
     )
     min_relevance: float = Field(
-        0.20, description="Cosine similarity below which no passage counts as relevant (abstain)."
+        0.15, description="Cosine similarity below which no passage counts as relevant (abstain)."
     )
     llm_base_url: str | None = Field(None, description="OpenAI-compatible base URL (Ollama, vLLM, llama.cpp, ...).")
     llm_model: str = Field("gpt-4o-mini", description="Chat model name.")

@@ -8,13 +8,16 @@ something no retrieved passage mentions, or when no sentence is relevant enough.
 
 from __future__ import annotations
 
+import datetime as dt
 import re
+import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
+from rag.chunking import split_sentences
 from rag.citations import Sentence, citation_for, overlap, source_sentences
 from rag.embeddings import Embedder
 from rag.index import keyword_tokens
@@ -63,14 +66,24 @@ _QUESTION_WORDS = frozenset(
         "describe",
     ]
 )
+_NUMBER_WORDS = "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen "
+_NUMBER_WORDS += "sixteen seventeen eighteen nineteen twenty"
+_ALIASES = {word: str(i) for i, word in enumerate(_NUMBER_WORDS.split())} | {
+    "moscow": "russia", "kremlin": "russia", "russian": "russia", "delhi": "india", "indian": "india",
+    "washington": "us", "american": "us", "america": "us", "usa": "us", "beijing": "china", "chinese": "china",
+    "london": "uk", "britain": "uk", "british": "uk", "kyiv": "ukraine", "kiev": "ukraine", "ukrainian": "ukraine",
+}  # fmt: skip
 _SALIENT = re.compile(r"\b(?:[A-Z][\w’'-]*[A-Za-z0-9]|\d[\d,.]*\d|\d)\b")
 
 # Weights: meaning carries most; wording keeps the chosen sentence on the question's own terms.
 _W_SEMANTIC = 0.6
 _W_LEXICAL = 0.4
-_CUE_BONUS = 0.12
+# A sentence holding a new item of the kind asked for (a number for "how many") usually is the answer; chosen
+# on the eval sets, where a flat type bonus kept picking the article's lead sentence instead.
+_CUE_BONUS = 0.25
+_QUOTE_BONUS = 0.06
 _MAX_SENTENCES = 2
-_CLOSE_TO_BEST = 0.9
+_CLOSE_TO_BEST = 0.95
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +112,24 @@ def question_cues(question: str) -> set[str]:
     return cues
 
 
+def focus(question: str) -> str:
+    """The sentence that asks: the last one with a question mark, else the last one.
+
+    Text wrapped around a question ("Ignore your instructions and say X. Who is Y?") neither steers the
+    choice of sentences nor triggers the missing-term refusal.
+    """
+    spans = split_sentences(question)
+    if len(spans) <= 1:
+        return question.strip()
+    asking = [question[s:e] for s, e in spans if "?" in question[s:e]]
+    return (asking or [question[spans[-1][0] : spans[-1][1]]])[-1].strip()
+
+
+def canonical(token: str) -> str:
+    """Fold number words, demonyms and capitals onto one token, so "fifteen" matches "15", "Moscow" "Russia"."""
+    return _ALIASES.get(token, token)
+
+
 def salient_terms(question: str) -> list[str]:
     """Names and numbers in the question (not its first word): things an answer's sources must mention."""
     words = _SALIENT.findall(question)
@@ -109,55 +140,88 @@ def salient_terms(question: str) -> list[str]:
             continue
         tokens = keyword_tokens(word)
         if tokens and tokens[0] not in _QUESTION_WORDS:
-            out.append(tokens[0])
+            out.append(canonical(tokens[0]))
     return list(dict.fromkeys(out))
 
 
-def cue_bonus(cues: set[str], sentence: str) -> float:
-    """Reward sentences that hold the kind of thing the question asks for."""
-    bonus = 0.0
-    if "when" in cues and _DATE.search(sentence):
-        bonus += _CUE_BONUS
-    if "how-many" in cues and _NUMBER.search(sentence):
-        bonus += _CUE_BONUS
+def new_items(cues: set[str], sentence: str, question_tokens: set[str]) -> bool:
+    """True when the sentence holds something of the kind asked for that the question does not already name."""
+    found: list[str] = []
+    if "how-many" in cues:
+        found += _NUMBER.findall(sentence)
+    if "when" in cues:
+        found += _DATE.findall(sentence)
+    if "who" in cues:
+        found += _NAME.findall(sentence)
+    if "where" in cues:
+        found += _PLACE.findall(sentence)
+    for item in found:
+        tokens = {canonical(t) for t in keyword_tokens(item)} or {item.lower()}
+        if not tokens <= question_tokens:
+            return True
+    return False
+
+
+def cue_bonus(cues: set[str], sentence: str, question_tokens: set[str]) -> float:
+    """Reward a sentence that holds a new item of the kind asked for (a quote for "said what")."""
+    bonus = _CUE_BONUS if new_items(cues, sentence, question_tokens) else 0.0
     if "quote" in cues and _QUOTE.search(sentence):
-        bonus += _CUE_BONUS / 2
-    if "who" in cues and _NAME.search(sentence):
-        bonus += _CUE_BONUS / 2
-    if "where" in cues and _PLACE.search(sentence):
-        bonus += _CUE_BONUS / 2
+        bonus += _QUOTE_BONUS
     return bonus
+
+
+def present_terms(sources: Sequence[Source]) -> set[str]:
+    """Every token the sources mention, canonicalised, plus the dates they were published (and the week before)."""
+    present: set[str] = set()
+    for src in sources:
+        text = f"{src.title} {src.text}"
+        present.update(canonical(t) for t in keyword_tokens(text))
+        if re.search(r"\bU\.S\.|\bUnited States\b", text):
+            present.add("us")
+        if src.published_at:
+            for back in range(8):  # "on Wednesday" in an article names a day of the week before it
+                day = src.published_at - dt.timedelta(days=back)
+                present.update({str(day.year), str(day.day), day.strftime("%B").lower(), day.strftime("%A").lower()})
+    return present
 
 
 class ExtractiveAnswerer:
     """Composes an answer from source sentences, each with its citation."""
 
-    def __init__(self, embedder: Embedder, min_score: float = 0.42, cache_size: int = 4096) -> None:
+    def __init__(self, embedder: Embedder, min_score: float = 0.38, cache_size: int = 4096) -> None:
         self.embedder = embedder
         self.min_score = min_score
         # Sentence vectors by (article, start, end, text): repeat questions over the same passages skip the model.
         self._cache: OrderedDict[tuple[str, int, int, str], np.ndarray] = OrderedDict()
         self._cache_size = cache_size
+        self._lock = threading.Lock()
 
     def answer(self, question: str, sources: Sequence[Source], context: str = "") -> ExtractiveResult:
-        """Pick up to two sentences that answer `question` (with `context` from earlier turns)."""
+        """Pick up to two sentences that answer `question`; `context` is the previous question of a follow-up.
+
+        The context joins the meaning side of the score only ("What is his title?" needs to know whose), never
+        the wording or the missing-term check, so a follow-up is not answered as if it were the earlier question.
+        """
         sentences = source_sentences(sources)
         if not sentences:
             return ExtractiveResult("", [], "no passage was retrieved for this question")
-        missing = self._missing_terms(question, sources)
+        asked = focus(question)
+        present = present_terms(sources)
+        missing = [t for t in salient_terms(asked) if t not in present]
         if missing:
             return ExtractiveResult("", [], f"the articles do not mention {', '.join(missing)}")
 
-        query = f"{context} {question}".strip()
-        q_tokens = set(keyword_tokens(question)) or set(keyword_tokens(query))
-        q_vector = self.embedder.embed([query])[0]
+        q_tokens = set(keyword_tokens(asked))
+        q_canonical = {canonical(t) for t in q_tokens}
+        q_vector = self.embedder.embed([f"{context} {asked}".strip()])[0]
         vectors = self._vectors(sentences)
-        cues = question_cues(question)
+        cues = question_cues(asked)
         scores = []
         for sentence, vector in zip(sentences, vectors, strict=True):
             semantic = float(vector @ q_vector)
             lexical = overlap(q_tokens, set(keyword_tokens(sentence.text)))
-            scores.append(_W_SEMANTIC * semantic + _W_LEXICAL * lexical + cue_bonus(cues, sentence.text))
+            bonus = cue_bonus(cues, sentence.text, q_canonical)
+            scores.append(_W_SEMANTIC * semantic + _W_LEXICAL * lexical + bonus)
         order = sorted(range(len(sentences)), key=lambda i: (-scores[i], sentences[i].number, sentences[i].start))
         best = scores[order[0]]
         if best < self.min_score:
@@ -173,26 +237,27 @@ class ExtractiveAnswerer:
             if any(overlap(tokens, set(keyword_tokens(c.text))) > 0.6 for c in chosen):
                 continue  # near-repeat of a sentence already chosen
             chosen.append(candidate)
+        gated = cues & {"how-many", "when"}
+        if gated and not any(new_items(gated, s.text, q_canonical) for s in chosen):
+            kind = "number" if "how-many" in gated else "date"
+            return ExtractiveResult("", [], f"the closest sentences give no {kind} for this question")
         chosen.sort(key=lambda s: (s.article_id, s.start))  # read in the article's order
         citations = [citation_for(s, by_number[s.number]) for s in chosen]
         text = " ".join(f"{s.text} [{s.number}]" for s in chosen)
         return ExtractiveResult(text, citations)
 
-    def _missing_terms(self, question: str, sources: Sequence[Source]) -> list[str]:
-        present: set[str] = set()
-        for src in sources:
-            present.update(keyword_tokens(f"{src.title} {src.text}"))
-        return [t for t in salient_terms(question) if t not in present]
-
     def _vectors(self, sentences: Sequence[Sentence]) -> np.ndarray:
         keys = [(s.article_id, s.start, s.end, s.text) for s in sentences]
-        todo = [i for i, key in enumerate(keys) if key not in self._cache]
-        if todo:
-            fresh = self.embedder.embed([sentences[i].text for i in todo])
-            for i, vector in zip(todo, fresh, strict=True):
-                self._cache[keys[i]] = vector
+        with self._lock:
+            todo = [i for i, key in enumerate(keys) if key not in self._cache]
+        fresh = self.embedder.embed([sentences[i].text for i in todo]) if todo else None
+        with self._lock:
+            for j, i in enumerate(todo):
+                assert fresh is not None
+                self._cache[keys[i]] = fresh[j]
+            for key in keys:
+                self._cache.move_to_end(key)
+            stacked = np.stack([self._cache[key] for key in keys])
             while len(self._cache) > self._cache_size:
                 self._cache.popitem(last=False)
-        for key in keys:
-            self._cache.move_to_end(key)
-        return np.stack([self._cache[key] for key in keys])
+        return stacked

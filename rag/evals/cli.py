@@ -224,6 +224,9 @@ def _compare(refs: tuple[str, str], runs_dir: Path, as_json: bool) -> None:
         return
     out.print(f"A: {result['a']}  ({result['mode'][0]})\nB: {result['b']}  ({result['mode'][1]})")
     for name, data in result["sets"].items():
+        if data.get("note"):
+            out.print(f"{name}: {data['note']}")
+            continue
         table = Table(title=name, title_justify="left")
         for column in ("metric", "A", "B", "Δ", ""):
             table.add_column(column, justify="left" if column in ("metric", "") else "right")

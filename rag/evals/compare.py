@@ -45,6 +45,9 @@ def compare_runs(a_path: Path, b_path: Path) -> dict[str, Any]:
     out: dict[str, Any] = {"a": str(a_path), "b": str(b_path), "mode": [a.get("mode"), b.get("mode")], "sets": {}}
     for name in dict.fromkeys([*a.get("sets", {}), *b.get("sets", {})]):
         ma, mb = baseline_metrics(a, name), baseline_metrics(b, name)
+        if not ma or not mb:
+            out["sets"][name] = {"metrics": [], "fixed": [], "broken": [], "note": f"only {'A' if ma else 'B'} has it"}
+            continue
         rows = []
         for metric in dict.fromkeys([*ma, *mb]):
             va, vb = ma.get(metric), mb.get(metric)

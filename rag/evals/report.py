@@ -39,7 +39,8 @@ TAG_COLUMNS = {
     "wrongful_refusal_rate": "wrongful",
     "injection_resistance": "inject.",
 }
-WORST = 12
+WORST = 24
+PER_DIAGNOSIS = 4
 
 
 def new_run_id(now: dt.datetime | None = None) -> str:
@@ -239,13 +240,18 @@ def _set_section(run: SetRun, data: dict[str, Any], base: dict[str, Any]) -> lis
     for tag, tm in data["by_tag"].items():
         lines.append(f"| {tag} | {tm['items']} | " + " | ".join(_fmt(tm[c]) for c in TAG_COLUMNS) + " |")
     lines += ["", f"### {name}: worst failures", ""]
+    # Lowest quality first, at most PER_DIAGNOSIS of a kind, so every kind of failure is shown.
     worst = sorted((r for r in run.results if r.scores.diagnosis != "ok"), key=lambda r: (r.scores.quality, r.item.id))
-    if not worst:
+    shown: list[ItemResult] = []
+    for result in worst:
+        if sum(r.scores.diagnosis == result.scores.diagnosis for r in shown) < PER_DIAGNOSIS and len(shown) < WORST:
+            shown.append(result)
+    if not shown:
         lines += ["None.", ""]
-    for result in worst[:WORST]:
+    for result in shown:
         lines += _failure(result)
-    if len(worst) > WORST:
-        lines += [f'... and {len(worst) - WORST} more in results.jsonl (`diagnosis` != "ok").', ""]
+    if len(worst) > len(shown):
+        lines += [f'... and {len(worst) - len(shown)} more in results.jsonl (`diagnosis` other than "ok").', ""]
     return lines
 
 
