@@ -539,7 +539,9 @@ def test_payloads_never_execute(browser: Browser, hostile: LiveService, host_sit
     expect(widget(page, ".msg.user").first).to_contain_text(HOSTILE_QUESTION)
     expect(bubble.locator(".label")).to_contain_text("AI-written")
     text = bubble.locator(".text")
-    expect(text).to_contain_text(f'<img src="{EVIL}/a.png" onerror="{PWN}">')
+    # The verified answer drops the markup the model wrote (its raw text above showed it, as text).
+    expect(text).not_to_contain_text("<img")
+    expect(text).to_contain_text("ferry terminal in Port Alden")
     cite = bubble.locator("button.cite-btn").first
     cite.click()
     source = bubble.locator(".source")
