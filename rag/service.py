@@ -252,10 +252,14 @@ class RagService:
         k: int | None = None,
     ) -> Answer:
         """Answer a question: the `done` event of `astream`."""
+        answer = None
+        # Run the stream to its end (`done` is its last event): leaving it early would strand its generators.
         async for event in self.astream(question, history, filters, mode, k):
             if isinstance(event, DoneEvent):
-                return event.answer
-        raise RuntimeError("answer stream ended without a result")
+                answer = event.answer
+        if answer is None:
+            raise RuntimeError("answer stream ended without a result")
+        return answer
 
     def ask(
         self,
