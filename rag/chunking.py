@@ -104,11 +104,7 @@ def chunk_article(
     chunks: list[Chunk] = []
     i = 0
     while i < len(pieces):
-        j, total = i, 0
-        while j < len(pieces) and total + pieces[j].tokens <= budget:
-            total += pieces[j].tokens
-            j += 1
-        j = max(j, i + 1)
+        j, _ = _fill(pieces, i, budget)
         start, end = pieces[i].start, pieces[j - 1].end
         chunk_text = text[start:end]
         chunks.append(
@@ -148,11 +144,18 @@ def _split_long(text: str, start: int, end: int, count_tokens: TokenCounter, bud
     pieces: list[Piece] = []
     i = 0
     while i < len(units):
-        j, total = i, 0
-        while j < len(units) and total + units[j].tokens <= budget:
-            total += units[j].tokens
-            j += 1
-        j = max(j, i + 1)
+        j, total = _fill(units, i, budget)
         pieces.append(Piece(units[i].start, units[j - 1].end, total))
         i = j
     return pieces
+
+
+def _fill(pieces: Sequence[Piece], i: int, budget: int) -> tuple[int, int]:
+    """Greedy packing: the end index of the run starting at `i` that fits `budget` (at least one piece)."""
+    j, total = i, 0
+    while j < len(pieces) and total + pieces[j].tokens <= budget:
+        total += pieces[j].tokens
+        j += 1
+    if j == i:
+        return i + 1, pieces[i].tokens
+    return j, total
