@@ -241,7 +241,6 @@ class ExtractiveAnswerer:
         if gated and not any(new_items(gated, s.text, q_canonical) for s in chosen):
             kind = "number" if "how-many" in gated else "date"
             return ExtractiveResult("", [], f"the closest sentences give no {kind} for this question")
-        chosen.sort(key=lambda s: (s.article_id, s.start))  # read in the article's order
         citations = [citation_for(s, by_number[s.number]) for s in chosen]
         text = " ".join(f"{s.text} [{s.number}]" for s in chosen)
         return ExtractiveResult(text, citations)
