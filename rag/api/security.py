@@ -18,7 +18,7 @@ from starlette.requests import HTTPConnection
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from rag.api.errors import ApiError, error_response
+from rag.api.errors import ApiError, StartTracker, error_response
 
 # The demo page loads only its own files; the widget builds its styles as constructable stylesheets, so no
 # 'unsafe-inline' is needed anywhere.
@@ -146,7 +146,7 @@ class BodyLimitMiddleware:
             await self._reject(scope, receive, send)
             return
         received = 0
-        started = False
+        tracker = StartTracker(send)
 
         async def limited_receive() -> Message:
             nonlocal received
@@ -157,16 +157,10 @@ class BodyLimitMiddleware:
                     raise BodyTooLarge(self.max_bytes)
             return message
 
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
         try:
-            await self.app(scope, limited_receive, tracking_send)
+            await self.app(scope, limited_receive, tracker)
         except BodyTooLarge:
-            if started:
+            if tracker.started:
                 raise
             await self._reject(scope, receive, send)
 

@@ -16,7 +16,7 @@ from rich.table import Table
 from rag.errors import InvalidRequestError, RagError
 from rag.evals.dataset import EVALS_DIR, EvalSet, builtin_sets
 from rag.evals.metrics import CHECK_MARGIN, HEADLINE
-from rag.evals.report import baseline_metrics, status
+from rag.evals.report import baseline_metrics, delta, fmt, status
 from rag.evals.runner import Progress, SetRun
 
 out = Console(highlight=False, soft_wrap=True)
@@ -208,7 +208,11 @@ def _print_tables(summary: dict[str, Any], baseline: dict[str, Any] | None) -> N
             flag = status(metric, value, ref)
             label = metric + (" *" if metric in HEADLINE else "")
             table.add_row(
-                label, _fmt(value), _fmt(ref), _delta(value, ref), f"[{_STYLE.get(flag, '')}]{flag}[/]" if flag else ""
+                label,
+                fmt(value, "–"),
+                fmt(ref, "–"),
+                delta(value, ref),
+                f"[{_STYLE.get(flag, '')}]{flag}[/]" if flag else "",
             )
         out.print(table)
         out.print(f"[dim]* headline metric, checked with --check (margin {CHECK_MARGIN}). "
@@ -233,24 +237,10 @@ def _compare(refs: tuple[str, str], runs_dir: Path, as_json: bool) -> None:
         for row in data["metrics"]:
             flag = row["status"]
             label = row["metric"] + (" *" if row["headline"] else "")
-            table.add_row(label, _fmt(row["a"]), _fmt(row["b"]), _delta(row["b"], row["a"]),
+            table.add_row(label, fmt(row["a"], "–"), fmt(row["b"], "–"), delta(row["b"], row["a"]),
                           f"[{_STYLE.get(flag, '')}]{flag}[/]" if flag else "")  # fmt: skip
         out.print(table)
         if data["fixed"]:
             out.print("now passing: " + ", ".join(f"{x['id']} (was {x['was']})" for x in data["fixed"]))
         if data["broken"]:
             out.print("now failing: " + ", ".join(f"{x['id']} ({x['now']})" for x in data["broken"]))
-
-
-def _fmt(value: Any) -> str:
-    if value is None:
-        return "–"
-    if isinstance(value, float):
-        return f"{value:.3f}" if value <= 1.0 else f"{value:.0f}"
-    return str(value)
-
-
-def _delta(value: Any, ref: Any) -> str:
-    if isinstance(value, int | float) and isinstance(ref, int | float):
-        return f"{value - ref:+.3f}" if abs(value) <= 1.0 else f"{value - ref:+.0f}"
-    return ""

@@ -164,16 +164,20 @@ def status(metric: str, value: float | None, ref: float | None) -> str:
 # --- report.md ---
 
 
-def _fmt(value: Any) -> str:
+def fmt(value: Any, missing: str = "n/a") -> str:
+    """A metric for a table: rates to 3 places, milliseconds whole."""
     if value is None:
-        return "n/a"
+        return missing
     if isinstance(value, float):
         return f"{value:.3f}" if value <= 1.0 else f"{value:.0f}"
     return str(value)
 
 
-def _delta(value: Any, ref: Any) -> str:
-    return f"{value - ref:+.3f}" if isinstance(value, int | float) and isinstance(ref, int | float) else ""
+def delta(value: Any, ref: Any) -> str:
+    """The signed change from `ref` to `value`, formatted like `fmt`."""
+    if isinstance(value, int | float) and isinstance(ref, int | float):
+        return f"{value - ref:+.3f}" if abs(value) <= 1.0 else f"{value - ref:+.0f}"
+    return ""
 
 
 def render_report(runs: Sequence[SetRun], summary: dict[str, Any], baseline: dict[str, Any] | None) -> str:
@@ -227,10 +231,10 @@ def _set_section(run: SetRun, data: dict[str, Any], base: dict[str, Any]) -> lis
             continue
         flag = status(metric, value, base.get(metric))
         headline = " (headline)" if metric in HEADLINE else ""
-        lines.append(f"| {metric}{headline} | {_fmt(value)} | {_fmt(base.get(metric))} | "
-                     f"{_delta(value, base.get(metric))} | {flag} |")  # fmt: skip
+        lines.append(f"| {metric}{headline} | {fmt(value)} | {fmt(base.get(metric))} | "
+                     f"{delta(value, base.get(metric))} | {flag} |")  # fmt: skip
     lines += ["", "Latency per mode: " + ", ".join(
-        f"{mode} p50 {_fmt(v['p50_ms'])} ms, p95 {_fmt(v['p95_ms'])} ms" for mode, v in data["latency_by_mode"].items()
+        f"{mode} p50 {fmt(v['p50_ms'])} ms, p95 {fmt(v['p95_ms'])} ms" for mode, v in data["latency_by_mode"].items()
     ), ""]  # fmt: skip
     lines += ["Diagnoses: " + ", ".join(f"{k} {v}" for k, v in data["diagnoses"].items()), ""]
     for note in data["notes"]:
@@ -238,7 +242,7 @@ def _set_section(run: SetRun, data: dict[str, Any], base: dict[str, Any]) -> lis
     lines += [f"### {name}: per tag", "", "| tag | n | " + " | ".join(TAG_COLUMNS.values()) + " |",
               "|---|---|" + "---|" * len(TAG_COLUMNS)]  # fmt: skip
     for tag, tm in data["by_tag"].items():
-        lines.append(f"| {tag} | {tm['items']} | " + " | ".join(_fmt(tm[c]) for c in TAG_COLUMNS) + " |")
+        lines.append(f"| {tag} | {tm['items']} | " + " | ".join(fmt(tm[c]) for c in TAG_COLUMNS) + " |")
     lines += ["", f"### {name}: worst failures", ""]
     # Lowest quality first, at most PER_DIAGNOSIS of a kind, so every kind of failure is shown.
     worst = sorted((r for r in run.results if r.scores.diagnosis != "ok"), key=lambda r: (r.scores.quality, r.item.id))
@@ -279,7 +283,7 @@ def _failure(r: ItemResult) -> list[str]:
         lines.append(f"- injection: {'; '.join(s.injection)}")
     if r.judgement is not None:
         lines.append(f"- judge: {r.judgement.grade}: {r.judgement.reason}")
-    lines.append(f"- scores: containment {_fmt(s.containment)}, F1 {_fmt(s.f1)}, citations {s.citations_supported}/"
+    lines.append(f"- scores: containment {fmt(s.containment)}, F1 {fmt(s.f1)}, citations {s.citations_supported}/"
                  f"{s.citations} on evidence, evidence cited {s.evidence_cited}/{s.evidence}")  # fmt: skip
     return [*lines, ""]
 
