@@ -7,6 +7,7 @@ answer is the `done` event's answer, so the two can never disagree.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import html
 import re
 import time
@@ -24,16 +25,29 @@ from langchain_core.runnables import Runnable, RunnableBranch, RunnableLambda, R
 from pydantic import BaseModel
 
 from rag.chunking import split_sentences
-from rag.citations import ABSTAIN_TEXT, MARKER, SupportFinder, build_sources, citation_for, finalize, source_sentences
+from rag.citations import (
+    ABSTAIN_TEXT,
+    MARKER,
+    SupportFinder,
+    build_sources,
+    citation_for,
+    finalize,
+    neutralize,
+    source_sentences,
+)
+from rag.condense import accept_rewrite, condense_locally, needs_context
 from rag.embeddings import Embedder
 from rag.errors import RagError, UpstreamError
-from rag.extractive import ExtractiveAnswerer
-from rag.llm import is_upstream_exception, load_prompt, upstream_error
+from rag.extractive import ExtractiveAnswerer, focus
+from rag.llm import is_upstream_exception, load_prompt, prompt_text, upstream_error
 from rag.models import Answer, ChatTurn, Citation, Passage, Source, Timings
+from rag.temporal import Intent, annotate_relative, format_date, parse_intent
 
 NOT_IN_ARTICLES = "NOT_IN_ARTICLES"
 _TAG = re.compile(r"</?[A-Za-z!][^>]*>")
 Mode = Literal["extractive", "llm"]
+# Passages a timeline question is answered from, at least: one story told over several articles.
+TIMELINE_K = 10
 
 
 class SourcesEvent(BaseModel):
@@ -73,7 +87,7 @@ def render_passages(sources: Sequence[Source]) -> str:
     for s in sources:
         date = s.published_at.isoformat() if s.published_at else "undated"
         title = html.escape(s.title, quote=True)
-        text = html.escape(s.text, quote=False)
+        text = neutralize(html.escape(s.text, quote=False))
         blocks.append(f'<passage number="{s.number}" title="{title}" date="{date}">\n{text}\n</passage>')
     return "\n".join(blocks)
 
@@ -136,14 +150,21 @@ def parse_llm_answer(raw: str, sources: Sequence[Source], embedder: Embedder | N
             continue
         citation = citation_for(sentence, by_number[sentence.number])
         citations.append(citation)
-        parts.append(f"{claim} [{citation.number}]")
+        parts.append(f"{annotate_relative(claim, by_number[citation.number].published_at)} [{citation.number}]")
     return ParsedAnswer(" ".join(parts), citations, dropped)
 
 
-def condense_locally(question: str, history: Sequence[ChatTurn]) -> str:
-    """Without an LLM: the previous user question is context for retrieval of a follow-up."""
-    previous = [t.content for t in history if t.role == "user"]
-    return f"{previous[-1]} {question}" if previous else question
+@dataclass(slots=True)
+class _Asked:
+    """One question on its way through the engine."""
+
+    question: str
+    standalone: str
+    filters: Any
+    k: int
+    as_of: dt.date
+    intent: Intent
+    timings: Timings
 
 
 class AnswerEngine:
@@ -152,7 +173,7 @@ class AnswerEngine:
     def __init__(
         self,
         embedder: Embedder,
-        search: Callable[[str, int, Any], list[Passage]],
+        search: Callable[[str, int, Any, dt.date | None], list[Passage]],
         article_texts: Callable[[Sequence[str]], dict[str, str]],
         min_relevance: float,
         chat_model: Callable[[], BaseChatModel] | None,
@@ -169,9 +190,15 @@ class AnswerEngine:
         return any((p.dense_score or 0.0) >= self.min_relevance for p in passages)
 
     async def stream(
-        self, question: str, history: Sequence[ChatTurn], filters: Any, mode: Mode, k: int
+        self,
+        question: str,
+        history: Sequence[ChatTurn],
+        filters: Any,
+        mode: Mode,
+        k: int,
+        as_of: dt.date | None = None,
     ) -> AsyncIterator[AnswerEvent]:
-        """Answer `question`, yielding events; the last one is `done`."""
+        """Answer `question` as of `as_of` (default today), yielding events; the last one is `done`."""
         started = time.perf_counter()
         timings = Timings()
         standalone = question
@@ -179,18 +206,24 @@ class AnswerEngine:
             t0 = time.perf_counter()
             standalone = await self._condense(question, history, mode)
             timings.condense_ms = _ms(t0)
+        day = as_of or dt.date.today()
+        asked = _Asked(question, standalone, filters, k, day, parse_intent(focus(standalone), day), timings)
+        if asked.intent.kind == "timeline":
+            asked.k = max(k, TIMELINE_K)  # a story told over several articles needs passages from each
 
         if mode == "llm":
             assert self.chat_model is not None
-            events = self._llm(question, standalone, filters, k, timings)
+            events = self._llm(asked)
         else:
-            events = self._extractive(question, standalone, history, filters, k, timings)
+            events = self._extractive(asked)
         async for event in events:
             if isinstance(event, DoneEvent):
                 event.answer.timings.total_ms = _ms(started)
             yield event
 
     async def _condense(self, question: str, history: Sequence[ChatTurn], mode: Mode) -> str:
+        if not needs_context(question):
+            return question  # a stand-alone question is asked as it is, whatever came before it
         if mode != "llm" or self.chat_model is None:
             return condense_locally(question, history)
         transcript = "\n".join(f"{t.role}: {t.content}" for t in history[-8:])
@@ -202,56 +235,66 @@ class AnswerEngine:
                 raise upstream_error(exc) from exc
             raise
         rewritten = rewritten.strip().splitlines()[0].strip() if rewritten.strip() else ""
-        return rewritten[:1000] or condense_locally(question, history)
+        if accept_rewrite(question, rewritten, prompt_text("condense")):
+            return rewritten
+        # A rewrite that lost the reader's names, copied the prompt or answered instead: keep what was asked.
+        return condense_locally(question, history)
 
-    async def _extractive(
-        self,
-        question: str,
-        standalone: str,
-        history: Sequence[ChatTurn],
-        filters: Any,
-        k: int,
-        timings: Timings,
-    ) -> AsyncIterator[AnswerEvent]:
+    async def _extractive(self, asked: _Asked) -> AsyncIterator[AnswerEvent]:
         t0 = time.perf_counter()
-        passages = await asyncio.to_thread(self.search, standalone, k, filters)
-        timings.retrieve_ms = _ms(t0)
+        passages = await asyncio.to_thread(self.search, asked.standalone, asked.k, asked.filters, asked.as_of)
+        asked.timings.retrieve_ms = _ms(t0)
         sources = build_sources(passages)
         yield SourcesEvent(sources=sources)
         t0 = time.perf_counter()
-        why: str | None
+        why: str | None = None
+        result_text, citations, confidence = "", [], None
         if not self.is_relevant(passages):
-            reason = "no passage is relevant enough to the question" if passages else "no passage was retrieved"
-            result_text, citations, why = "", [], reason
-        else:
+            why = "no passage is relevant enough to the question" if passages else "no passage was retrieved"
+        elif (why := self._uncovered(asked, sources)) is None:
+            standalone, question = asked.standalone, asked.question
             context = standalone[: -len(question)].strip() if standalone.endswith(question) else ""
-            result = await asyncio.to_thread(self.extractive.answer, question, sources, context)
+            result = await asyncio.to_thread(self.extractive.answer, question, sources, context, asked.intent)
             result_text, citations, why = result.text, result.citations, result.abstain_reason
-        timings.generate_ms = _ms(t0)
-        async for event in self._finish(
-            question, standalone, "extractive", result_text, citations, sources, why, [], timings
-        ):
+            confidence = result.confidence
+        asked.timings.generate_ms = _ms(t0)
+        async for event in self._finish(asked, "extractive", result_text, citations, sources, why, [], confidence):
             yield event
 
-    async def _llm(
-        self, question: str, standalone: str, filters: Any, k: int, timings: Timings
-    ) -> AsyncIterator[AnswerEvent]:
+    def _uncovered(self, asked: _Asked, sources: Sequence[Source]) -> str | None:
+        """Why the archive cannot answer a question about a period it does not cover (None when it can)."""
+        intent = asked.intent
+        if intent.kind != "window" or intent.start is None:
+            return None
+        relevant = [s.published_at for s in sources if s.published_at and s.score >= self.min_relevance]
+        newest = max(relevant, default=None)
+        on_topic = f" The newest article I have on this is from {format_date(newest)}." if newest else ""
+        if intent.future:
+            return f"the question is about a time after {format_date(asked.as_of)}.{on_topic}"
+        if newest is not None and intent.start > newest:
+            return f"the question is about a time after the newest article on this topic.{on_topic}"
+        return None
+
+    async def _llm(self, asked: _Asked) -> AsyncIterator[AnswerEvent]:
         from rag.retrieve import PassageRetriever
 
         assert self.chat_model is not None
-        retriever = PassageRetriever(search_fn=self.search, k=k, filters=filters)
+        retriever = PassageRetriever(search_fn=self.search, k=asked.k, filters=asked.filters, as_of=asked.as_of)
         chain = make_answer_chain(retriever, load_prompt("answer"), self.chat_model(), self.is_relevant)
         sources: list[Source] = []
         raw_parts: list[str] = []
         shown = 0
+        timings = asked.timings
         t0 = time.perf_counter()
         try:
-            async for chunk in chain.astream({"question": standalone}):
+            async for chunk in chain.astream({"question": asked.standalone}):
                 if "passages" in chunk:
                     timings.retrieve_ms = _ms(t0)
                     t0 = time.perf_counter()
                     sources = build_sources(chunk["passages"])
                     yield SourcesEvent(sources=sources)
+                    if self._uncovered(asked, sources):
+                        break  # the archive does not reach the period asked about: no model call
                 if chunk.get("raw"):
                     raw_parts.append(chunk["raw"])
                     # Hold text back while it could still be the start of the refusal sentinel, which is
@@ -276,9 +319,11 @@ class AnswerEngine:
                 raise
         timings.generate_ms = _ms(t0)
         raw = "".join(raw_parts)
-        parsed = await asyncio.to_thread(parse_llm_answer, raw, sources, self.embedder)
-        why = None
-        if not parsed.text:
+        why = self._uncovered(asked, sources)
+        parsed = ParsedAnswer("", [], [])
+        if why is None:
+            parsed = await asyncio.to_thread(parse_llm_answer, raw, sources, self.embedder)
+        if not parsed.text and why is None:
             if not sources or not any(s.score >= self.min_relevance for s in sources):
                 why = "no passage is relevant enough to the question"
             elif NOT_IN_ARTICLES in raw:
@@ -287,39 +332,42 @@ class AnswerEngine:
                 why = "no claim in the model's answer was supported by the passages"
             else:
                 why = "the model returned an empty answer"
-        async for event in self._finish(
-            question, standalone, "llm", parsed.text, parsed.citations, sources, why, parsed.dropped, timings
-        ):
+        async for event in self._finish(asked, "llm", parsed.text, parsed.citations, sources, why, parsed.dropped):
             yield event
 
     async def _finish(
         self,
-        question: str,
-        standalone: str,
+        asked: _Asked,
         mode: Mode,
         text: str,
         citations: list[Citation],
         sources: list[Source],
         abstain_reason: str | None,
         dropped: list[str],
-        timings: Timings,
+        confidence: float | None = None,
     ) -> AsyncIterator[AnswerEvent]:
         if text and citations:
             texts = await asyncio.to_thread(self.article_texts, [c.article_id for c in citations])
             text, citations = finalize(text, citations, sources, texts)
+        current: dt.date | None = None
         if not text or not citations:
             text, citations = ABSTAIN_TEXT, []
             abstain_reason = abstain_reason or "no supported answer was found"
         else:
             abstain_reason = None
+            if asked.intent.time_sensitive:
+                # Say how current the answer is: the newest article it rests on.
+                current = max((c.published_at for c in citations if c.published_at), default=None)
+                if current is not None:
+                    text = f"As of {format_date(current)}: {text}"
         if mode == "extractive":
             yield DeltaEvent(text=text)
         for citation in citations:
             yield CitationEvent(citation=citation)
         yield DoneEvent(
             answer=Answer(
-                question=question,
-                standalone_question=standalone,
+                question=asked.question,
+                standalone_question=asked.standalone,
                 text=text,
                 citations=citations,
                 sources=sources,
@@ -327,7 +375,10 @@ class AnswerEngine:
                 abstained=abstain_reason is not None,
                 abstain_reason=abstain_reason,
                 dropped_claims=dropped,
-                timings=timings,
+                as_of=asked.as_of,
+                current_as_of=current,
+                confidence=confidence,
+                timings=asked.timings,
             )
         )
 

@@ -16,13 +16,21 @@ import numpy as np
 
 from rag.chunking import split_sentences
 from rag.embeddings import Embedder
-from rag.index import keyword_tokens
 from rag.models import Citation, Passage, Source
+from rag.text import content_tokens
 
 MARKER = re.compile(r"\s*\[(\d{1,3})\]")
 _QUOTED = re.compile(r"[“\"]([^”\"]{12,})[”\"]")
 
 ABSTAIN_TEXT = "The articles I have do not answer this question."
+_ARTICLE_MARKER = re.compile(r"\[(\d{1,3})\]")
+_FENCE = re.compile(r"<(/?\s*passages?\b)", re.I)
+
+
+def neutralize(text: str) -> str:
+    """Article text made unable to pose as answer markup: `[1]` becomes `［1］` (full-width brackets, which no
+    client reads as a citation) and a `<passage>` fence tag loses its angle bracket."""
+    return _FENCE.sub(r"‹\1", _ARTICLE_MARKER.sub(r"［\1］", text))
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,13 +107,13 @@ class SupportFinder:
 
     def __init__(self, embedder: Embedder | None, sentences: Sequence[Sentence]) -> None:
         self.sentences = list(sentences)
-        self._tokens = [set(keyword_tokens(s.text)) for s in self.sentences]
+        self._tokens = [set(content_tokens(s.text)) for s in self.sentences]
         self._embedder = embedder
         self._vectors = embedder.embed([s.text for s in self.sentences]) if embedder and self.sentences else None
 
     def scores(self, claim: str) -> np.ndarray:
         """Support score of every sentence for this claim (0..1)."""
-        tokens = set(keyword_tokens(claim))
+        tokens = set(content_tokens(claim))
         lexical = np.array([overlap(tokens, t) for t in self._tokens], dtype=np.float32)
         if self._vectors is None or self._embedder is None:
             return lexical

@@ -65,6 +65,18 @@ def _filters(since: str | None, until: str | None, source: str | None = None) ->
         raise typer.Exit(2) from None
 
 
+def _as_of(value: str | None) -> dt.date | None:
+    try:
+        return dt.date.fromisoformat(value) if value else None
+    except ValueError:
+        err.print("[red]error:[/red] --as-of takes a date as YYYY-MM-DD")
+        raise typer.Exit(2) from None
+
+
+AsOf = Annotated[
+    str | None,
+    typer.Option("--as-of", help="Answer as of this day (YYYY-MM-DD): later articles are not used. Default: today."),
+]
 Since = Annotated[str | None, typer.Option("--since", help="Only articles published on or after (YYYY-MM-DD).")]
 Until = Annotated[str | None, typer.Option("--until", help="Only articles published on or before (YYYY-MM-DD).")]
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON.")]
@@ -110,12 +122,14 @@ def search(
     since: Since = None,
     until: Until = None,
     source: Annotated[str | None, typer.Option(help="Only this source.")] = None,
+    as_of: AsOf = None,
     as_json: AsJson = False,
 ) -> None:
     """Print the passages that best match a query, best first."""
+    day = _as_of(as_of)
     with _service() as service:
         try:
-            passages = service.search(query, k, _filters(since, until, source))
+            passages = service.search(query, k, _filters(since, until, source), as_of=day)
         except RagError as exc:
             err.print(f"[red]error:[/red] {escape(str(exc))}")
             raise typer.Exit(2) from None
@@ -140,12 +154,14 @@ def ask(
     since: Since = None,
     until: Until = None,
     mode: Annotated[str | None, typer.Option(help="extractive | llm (default: llm when configured).")] = None,
+    as_of: AsOf = None,
     as_json: AsJson = False,
 ) -> None:
     """Answer a question from the articles, with numbered citations (or say the articles do not answer it)."""
+    day = _as_of(as_of)
     with _service() as service:
         try:
-            answer = service.ask(question, filters=_filters(since, until), mode=mode, k=k)
+            answer = service.ask(question, filters=_filters(since, until), mode=mode, k=k, as_of=day)
         except (InvalidRequestError, UpstreamError) as exc:
             err.print(f"[red]error:[/red] {escape(str(exc))}")
             raise typer.Exit(5 if isinstance(exc, UpstreamError) else 2) from None

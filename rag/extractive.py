@@ -1,9 +1,12 @@
-"""The offline answerer: picks the source sentences that best answer the question and cites each one.
+"""The offline answerer: picks the source sentence that answers each part of the question, and cites it.
 
-No model beyond the embedder. A sentence's score mixes meaning (cosine to the question), wording (share of
-the question's content words it contains) and cues from the question's type (a "when" question wants a
-date, a "how many" question a number, a "who said" question a quote). It abstains when the question names
-something no retrieved passage mentions, or when no sentence is relevant enough. Deterministic.
+No model beyond the embedder. For each part of the question (most have one) it knows the kind of answer wanted
+(`answer_types`); a sentence is a candidate when it carries an item of that kind, and candidates are ranked by
+how well they and their neighbourhood (the sentence before, the article's title) match the question's meaning
+and its words, weighted by how telling each word is. The fact often sits one sentence after the one that shares
+the question's words, which is why the neighbourhood counts. It abstains when no candidate carries the asked
+particulars closely enough: the threshold and weights were chosen on the dev sets (evals/README.md).
+Deterministic.
 """
 
 from __future__ import annotations
@@ -13,27 +16,31 @@ import re
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
+from rag.answer_types import QuestionPart, carries, is_question_or_heading, question_parts
 from rag.chunking import split_sentences
-from rag.citations import Sentence, citation_for, overlap, source_sentences
+from rag.citations import Sentence, citation_for, neutralize, source_sentences
 from rag.embeddings import Embedder
-from rag.index import keyword_tokens
 from rag.models import Citation, Source
+from rag.temporal import Intent, annotate_relative, format_date
+from rag.text import content_tokens
 
-_MONTHS = "january|february|march|april|may|june|july|august|september|october|november|december"
-_DAYS = "monday|tuesday|wednesday|thursday|friday|saturday|sunday"
-_DATE = re.compile(rf"\b(?:{_MONTHS}|{_DAYS}|yesterday|today|tomorrow|\d{{4}})\b", re.I)
-_NUMBER = re.compile(
-    r"\b(?:\d[\d,.]*|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|forty|fifty|"
-    r"hundred|thousand|million|billion|dozens?|twice|once)\b",
+_ALIASES = {
+    "moscow": "russia", "kremlin": "russia", "russian": "russia", "delhi": "india", "indian": "india",
+    "washington": "us", "american": "us", "america": "us", "usa": "us", "u.s": "us", "beijing": "china",
+    "chinese": "china", "london": "uk", "britain": "uk", "british": "uk", "kyiv": "ukraine", "kiev": "ukraine",
+    "ukrainian": "ukraine", "french": "france", "german": "germany", "japanese": "japan", "australian": "australia",
+    "canadian": "canada", "italian": "italy", "spanish": "spain", "polish": "poland", "israeli": "israel",
+    "iranian": "iran", "turkish": "turkey", "mexican": "mexico", "brazilian": "brazil",
+}  # fmt: skip
+_ANAPHOR = re.compile(
+    r"^(?:[“\"‘']\s*)?(?:he|she|it|they|this|that|these|those|his|her|its|their|the (?:company|group|man|woman|"
+    r"agency|government|team|club|ship|plane|police|court|minister|president|party|firm|move|decision|report))\b",
     re.I,
 )
-_QUOTE = re.compile(r"[“”\"]|\bsaid\b|\bsays\b|\btold\b")
-_PLACE = re.compile(r"\b(?:in|at|from|near)\s+[A-Z]")
-_NAME = re.compile(r"(?<!^)(?<![.!?]\s)\b[A-Z][a-z]+(?:\s+[A-Z][a-z]+)+")
 _QUESTION_WORDS = frozenset(
     [
         "what",
@@ -64,59 +71,47 @@ _QUESTION_WORDS = frozenset(
         "list",
         "explain",
         "describe",
+        "many",
+        "much",
     ]
 )
-_NUMBER_WORDS = "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen "
-_NUMBER_WORDS += "sixteen seventeen eighteen nineteen twenty"
-_ALIASES = {word: str(i) for i, word in enumerate(_NUMBER_WORDS.split())} | {
-    "moscow": "russia", "kremlin": "russia", "russian": "russia", "delhi": "india", "indian": "india",
-    "washington": "us", "american": "us", "america": "us", "usa": "us", "beijing": "china", "chinese": "china",
-    "london": "uk", "britain": "uk", "british": "uk", "kyiv": "ukraine", "kiev": "ukraine", "ukrainian": "ukraine",
-}  # fmt: skip
-_SALIENT = re.compile(r"\b(?:[A-Z][\w’'-]*[A-Za-z0-9]|\d[\d,.]*\d|\d)\b")
-
-# Weights: meaning carries most; wording keeps the chosen sentence on the question's own terms.
-_W_SEMANTIC = 0.6
-_W_LEXICAL = 0.4
-# A sentence holding a new item of the kind asked for (a number for "how many") usually is the answer; chosen
-# on the eval sets, where a flat type bonus kept picking the article's lead sentence instead.
-_CUE_BONUS = 0.25
-_QUOTE_BONUS = 0.06
-_MAX_SENTENCES = 2
-_CLOSE_TO_BEST = 0.95
+_SALIENT = re.compile(r"(?<![\w’'])(?:[A-Z][\w’'-]*[A-Za-z0-9]|\d[\d,.]*\d|\d)(?![\w’'])")
 
 
 @dataclass(frozen=True, slots=True)
 class ExtractiveResult:
-    """Chosen sentences (as citations) or the reason to abstain."""
+    """Chosen sentences (as citations) or the reason to abstain; `confidence` is the best candidate's score."""
 
     text: str
     citations: list[Citation]
     abstain_reason: str | None = None
+    confidence: float = 0.0
 
 
-def question_cues(question: str) -> set[str]:
-    """The kinds of answer the question asks for: when, how-many, quote, who, where."""
-    q = question.lower()
-    cues: set[str] = set()
-    if re.search(r"\bwhen\b|\bwhat (?:date|day|year|month|time)\b", q):
-        cues.add("when")
-    if re.search(r"\bhow (?:many|much|long|old|far)\b|\bwhat (?:number|percentage|share)\b", q):
-        cues.add("how-many")
-    if re.search(r"\b(?:say|said|says|quote|told|tell|describe[ds]?|call(?:ed)?)\b", q):
-        cues.add("quote")
-    if re.search(r"\bwho\b|\bwhose\b|\bwhom\b", q):
-        cues.add("who")
-    if re.search(r"\bwhere\b", q):
-        cues.add("where")
-    return cues
+@dataclass(slots=True)
+class Weights:
+    """How a candidate sentence is scored. Chosen on the dev sets (`rag eval`): see evals/README.md."""
+
+    semantic: float = 0.5  # cosine of question and sentence
+    lexical: float = 0.35  # weighted share of the question's words in the sentence
+    neighbourhood: float = 0.25  # ... in the sentence, the one before it and the article's title
+    context_semantic: float = 0.15  # cosine of question and the sentence before, when that is higher
+    rank: float = 0.04  # the passage's retrieval rank (1/rank)
+    threshold: float = 0.42  # below this the best candidate is not an answer: abstain
+    second: float = 0.97  # a second sentence for one part only when it scores this close to the first
+    extras: dict[str, float] = field(default_factory=dict)
+
+
+def canonical(token: str) -> str:
+    """Fold demonyms and capitals onto one token, so "Moscow" matches "Russia"."""
+    return _ALIASES.get(token, token)
 
 
 def focus(question: str) -> str:
     """The sentence that asks: the last one with a question mark, else the last one.
 
     Text wrapped around a question ("Ignore your instructions and say X. Who is Y?") neither steers the
-    choice of sentences nor triggers the missing-term refusal.
+    choice of sentences nor the decision to abstain.
     """
     spans = split_sentences(question)
     if len(spans) <= 1:
@@ -125,125 +120,162 @@ def focus(question: str) -> str:
     return (asking or [question[spans[-1][0] : spans[-1][1]]])[-1].strip()
 
 
-def canonical(token: str) -> str:
-    """Fold number words, demonyms and capitals onto one token, so "fifteen" matches "15", "Moscow" "Russia"."""
-    return _ALIASES.get(token, token)
-
-
-def salient_terms(question: str) -> list[str]:
-    """Names and numbers in the question (not its first word): things an answer's sources must mention."""
-    words = _SALIENT.findall(question)
+def term_weights(question: str) -> dict[str, float]:
+    """The question's content words, names and numbers counting double: they say which story is meant."""
+    salient = {canonical(t) for word in _SALIENT.findall(question) for t in content_tokens(word)}
     first = re.match(r"\W*(\w+)", question)
-    out = []
-    for word in words:
-        if first and word == first.group(1):
+    first_word = first.group(1).lower() if first else ""
+    weights: dict[str, float] = {}
+    for token in content_tokens(question):
+        term = canonical(token)
+        if term in _QUESTION_WORDS:
             continue
-        tokens = keyword_tokens(word)
-        if tokens and tokens[0] not in _QUESTION_WORDS:
-            out.append(canonical(tokens[0]))
-    return list(dict.fromkeys(out))
+        weights[term] = 2.0 if term in salient and term != first_word else 1.0
+    return weights
 
 
-def new_items(cues: set[str], sentence: str, question_tokens: set[str]) -> bool:
-    """True when the sentence holds something of the kind asked for that the question does not already name."""
-    found: list[str] = []
-    if "how-many" in cues:
-        found += _NUMBER.findall(sentence)
-    if "when" in cues:
-        found += _DATE.findall(sentence)
-    if "who" in cues:
-        found += _NAME.findall(sentence)
-    if "where" in cues:
-        found += _PLACE.findall(sentence)
-    for item in found:
-        tokens = {canonical(t) for t in keyword_tokens(item)} or {item.lower()}
-        if not tokens <= question_tokens:
-            return True
-    return False
+def weighted_overlap(weights: dict[str, float], tokens: set[str]) -> float:
+    """Weighted share of the question's terms found in `tokens`."""
+    total = sum(weights.values())
+    return sum(w for t, w in weights.items() if t in tokens) / total if total else 0.0
 
 
-def cue_bonus(cues: set[str], sentence: str, question_tokens: set[str]) -> float:
-    """Reward a sentence that holds a new item of the kind asked for (a quote for "said what")."""
-    bonus = _CUE_BONUS if new_items(cues, sentence, question_tokens) else 0.0
-    if "quote" in cues and _QUOTE.search(sentence):
-        bonus += _QUOTE_BONUS
-    return bonus
-
-
-def present_terms(sources: Sequence[Source]) -> set[str]:
-    """Every token the sources mention, canonicalised, plus the dates they were published (and the week before)."""
-    present: set[str] = set()
-    for src in sources:
-        text = f"{src.title} {src.text}"
-        present.update(canonical(t) for t in keyword_tokens(text))
-        if re.search(r"\bU\.S\.|\bUnited States\b", text):
-            present.add("us")
-        if src.published_at:
-            for back in range(8):  # "on Wednesday" in an article names a day of the week before it
-                day = src.published_at - dt.timedelta(days=back)
-                present.update({str(day.year), str(day.day), day.strftime("%B").lower(), day.strftime("%A").lower()})
-    return present
+@dataclass(slots=True)
+class _Candidate:
+    sentence: Sentence
+    tokens: set[str]
+    vector: np.ndarray
+    previous: _Candidate | None
+    title_tokens: set[str]
+    rank: int
+    excluded: bool
 
 
 class ExtractiveAnswerer:
     """Composes an answer from source sentences, each with its citation."""
 
-    def __init__(self, embedder: Embedder, min_score: float = 0.38, cache_size: int = 4096) -> None:
+    def __init__(self, embedder: Embedder, weights: Weights | None = None, cache_size: int = 8192) -> None:
         self.embedder = embedder
-        self.min_score = min_score
+        self.weights = weights or Weights()
         # Sentence vectors by (article, start, end, text): repeat questions over the same passages skip the model.
         self._cache: OrderedDict[tuple[str, int, int, str], np.ndarray] = OrderedDict()
         self._cache_size = cache_size
         self._lock = threading.Lock()
 
-    def answer(self, question: str, sources: Sequence[Source], context: str = "") -> ExtractiveResult:
-        """Pick up to two sentences that answer `question`; `context` is the previous question of a follow-up.
-
-        The context joins the meaning side of the score only ("What is his title?" needs to know whose), never
-        the wording or the missing-term check, so a follow-up is not answered as if it were the earlier question.
-        """
-        sentences = source_sentences(sources)
-        if not sentences:
+    def answer(
+        self, question: str, sources: Sequence[Source], context: str = "", intent: Intent | None = None
+    ) -> ExtractiveResult:
+        """Pick the sentence that answers each part of `question`; `context` is the earlier question of a
+        follow-up, used for meaning only (never for the words a sentence must share)."""
+        candidates = self._candidates(sources)
+        if not candidates:
             return ExtractiveResult("", [], "no passage was retrieved for this question")
         asked = focus(question)
-        present = present_terms(sources)
-        missing = [t for t in salient_terms(asked) if t not in present]
-        if missing:
-            return ExtractiveResult("", [], f"the articles do not mention {', '.join(missing)}")
-
-        q_tokens = set(keyword_tokens(asked))
-        q_canonical = {canonical(t) for t in q_tokens}
-        q_vector = self.embedder.embed([f"{context} {asked}".strip()])[0]
-        vectors = self._vectors(sentences)
-        cues = question_cues(asked)
-        scores = []
-        for sentence, vector in zip(sentences, vectors, strict=True):
-            semantic = float(vector @ q_vector)
-            lexical = overlap(q_tokens, set(keyword_tokens(sentence.text)))
-            bonus = cue_bonus(cues, sentence.text, q_canonical)
-            scores.append(_W_SEMANTIC * semantic + _W_LEXICAL * lexical + bonus)
-        order = sorted(range(len(sentences)), key=lambda i: (-scores[i], sentences[i].number, sentences[i].start))
-        best = scores[order[0]]
-        if best < self.min_score:
-            return ExtractiveResult("", [], f"no sentence in the articles is relevant enough (best {best:.2f})")
-
         by_number = {s.number: s for s in sources}
+        if intent is not None and intent.kind == "timeline":
+            return self._timeline(asked, context, candidates, by_number)
         chosen: list[Sentence] = []
-        for i in order:
-            if len(chosen) == _MAX_SENTENCES or scores[i] < max(self.min_score, best * _CLOSE_TO_BEST):
-                break
-            candidate = sentences[i]
-            tokens = set(keyword_tokens(candidate.text))
-            if any(overlap(tokens, set(keyword_tokens(c.text))) > 0.6 for c in chosen):
-                continue  # near-repeat of a sentence already chosen
-            chosen.append(candidate)
-        gated = cues & {"how-many", "when"}
-        if gated and not any(new_items(gated, s.text, q_canonical) for s in chosen):
-            kind = "number" if "how-many" in gated else "date"
-            return ExtractiveResult("", [], f"the closest sentences give no {kind} for this question")
+        confidence = 1.0
+        for part in question_parts(asked):
+            picked, score = self._best(part, context, candidates, by_number)
+            confidence = min(confidence, score)
+            if picked is None:
+                return ExtractiveResult("", [], _why_not(part), round(score, 3))
+            for sentence in picked:
+                if sentence not in chosen:
+                    chosen.append(sentence)
         citations = [citation_for(s, by_number[s.number]) for s in chosen]
-        text = " ".join(f"{s.text} [{s.number}]" for s in chosen)
-        return ExtractiveResult(text, citations)
+        text = " ".join(f"{_shown(s, by_number[s.number])} [{s.number}]" for s in chosen)
+        return ExtractiveResult(text, citations, None, round(confidence, 3))
+
+    def _best(
+        self, part: QuestionPart, context: str, candidates: list[_Candidate], by_number: dict[int, Source]
+    ) -> tuple[list[Sentence], float]:
+        w = self.weights
+        weights = term_weights(part.text)
+        q_words = {t for t in re.findall(r"\w+", part.text.lower())} | set(weights)
+        q_vector = self.embedder.embed([f"{context} {part.text}".strip()])[0]
+        scored: list[tuple[float, int, _Candidate]] = []
+        for i, c in enumerate(candidates):
+            if c.excluded or not carries(part.type, c.sentence.text, q_words):
+                continue
+            semantic = float(c.vector @ q_vector)
+            lexical = weighted_overlap(weights, c.tokens)
+            around = c.tokens | c.title_tokens | (c.previous.tokens if c.previous else set())
+            context_semantic = float(c.previous.vector @ q_vector) if c.previous else 0.0
+            score = (
+                w.semantic * semantic
+                + w.lexical * lexical
+                + w.neighbourhood * weighted_overlap(weights, around)
+                + w.context_semantic * max(0.0, context_semantic - semantic)
+                + w.rank / c.rank
+            )
+            scored.append((score, i, c))
+        if not scored:
+            return [], 0.0
+        scored.sort(key=lambda x: (-x[0], x[1]))
+        best = scored[0][0]
+        if best < w.threshold:
+            return [], best
+        picked = [_with_antecedent(scored[0][2], by_number[scored[0][2].sentence.number])]
+        if len(scored) > 1 and scored[1][0] >= best * w.second:
+            second = _with_antecedent(scored[1][2], by_number[scored[1][2].sentence.number])
+            if not _overlaps(second, picked[0]):
+                picked.append(second)
+        return picked, best
+
+    def _timeline(
+        self, asked: str, context: str, candidates: list[_Candidate], by_number: dict[int, Source]
+    ) -> ExtractiveResult:
+        """The best sentence of each article, oldest first, each dated and cited."""
+        w = self.weights
+        weights = term_weights(asked)
+        q_vector = self.embedder.embed([f"{context} {asked}".strip()])[0]
+        best: dict[str, tuple[float, _Candidate]] = {}
+        for c in candidates:
+            if c.excluded:
+                continue
+            around = c.tokens | c.title_tokens
+            score = w.semantic * float(c.vector @ q_vector) + (w.lexical + w.neighbourhood) * weighted_overlap(
+                weights, around
+            )
+            if score >= w.threshold and score > best.get(c.sentence.article_id, (-1.0, c))[0]:
+                best[c.sentence.article_id] = (score, c)
+        if not best:
+            return ExtractiveResult("", [], "no article tells this story closely enough", 0.0)
+        dated = sorted(best.values(), key=lambda x: -x[0])[:6]
+        dated.sort(key=lambda x: (by_number[x[1].sentence.number].published_at or _FAR, x[1].sentence.start))
+        parts, citations = [], []
+        for _score, c in dated:
+            src = by_number[c.sentence.number]
+            when = f"{format_date(src.published_at)}: " if src.published_at else ""
+            parts.append(f"{when}{_shown(c.sentence, src)} [{src.number}]")
+            citations.append(citation_for(c.sentence, src))
+        return ExtractiveResult(" ".join(parts), citations, None, round(max(s for s, _ in dated), 3))
+
+    def _candidates(self, sources: Sequence[Source]) -> list[_Candidate]:
+        sentences = source_sentences(sources)
+        vectors = self._vectors(sentences) if sentences else np.zeros((0, 1))
+        titles = {s.number: {canonical(t) for t in content_tokens(s.title)} for s in sources}
+        out: list[_Candidate] = []
+        previous: dict[int, _Candidate] = {}
+        for sentence, vector in zip(sentences, vectors, strict=True):
+            tokens = {canonical(t) for t in content_tokens(sentence.text)}
+            before = previous.get(sentence.number)
+            if before is not None and before.sentence.end > sentence.start:
+                before = None  # not the sentence before this one in the article
+            candidate = _Candidate(
+                sentence,
+                tokens,
+                vector,
+                before,
+                titles[sentence.number],
+                sentence.number,
+                is_question_or_heading(sentence.text) or len(sentence.text) < 15,
+            )
+            out.append(candidate)
+            previous[sentence.number] = candidate
+        return out
 
     def _vectors(self, sentences: Sequence[Sentence]) -> np.ndarray:
         keys = [(s.article_id, s.start, s.end, s.text) for s in sentences]
@@ -251,12 +283,58 @@ class ExtractiveAnswerer:
             todo = [i for i, key in enumerate(keys) if key not in self._cache]
         fresh = self.embedder.embed([sentences[i].text for i in todo]) if todo else None
         with self._lock:
-            for j, i in enumerate(todo):
-                assert fresh is not None
-                self._cache[keys[i]] = fresh[j]
+            # Vectors are kept in a local map as well: another thread may evict a key between the two locks.
+            found = {keys[i]: fresh[j] for j, i in enumerate(todo)} if fresh is not None else {}
+            for key, vector in found.items():
+                self._cache[key] = vector
             for key in keys:
-                self._cache.move_to_end(key)
-            stacked = np.stack([self._cache[key] for key in keys])
+                if key in self._cache:
+                    self._cache.move_to_end(key)
+                    found.setdefault(key, self._cache[key])
             while len(self._cache) > self._cache_size:
                 self._cache.popitem(last=False)
-        return stacked
+        missing = [i for i, key in enumerate(keys) if key not in found]
+        if missing:
+            for i, vector in zip(missing, self.embedder.embed([sentences[i].text for i in missing]), strict=True):
+                found[keys[i]] = vector
+        return np.stack([found[key] for key in keys])
+
+
+_FAR = dt.date.max
+
+
+def _with_antecedent(c: _Candidate, source: Source) -> Sentence:
+    """The sentence, extended back over the one before when it opens with a pronoun ("He said ...")."""
+    s = c.sentence
+    if c.previous is not None and _ANAPHOR.match(s.text) and not c.previous.excluded:
+        start = c.previous.sentence.start
+        return Sentence(s.number, s.article_id, start, s.end, source.text[start - source.start : s.end - source.start])
+    return s
+
+
+def _overlaps(a: Sentence, b: Sentence) -> bool:
+    return a.article_id == b.article_id and a.start < b.end and b.start < a.end
+
+
+def _shown(sentence: Sentence, source: Source) -> str:
+    """What the answer shows of a cited sentence: its text with relative dates resolved and any `[n]` or fence
+    tag of the article neutralised, so article text can never pose as a citation."""
+    text = source.text[sentence.start - source.start : sentence.end - source.start]
+    return neutralize(annotate_relative(text, source.published_at))
+
+
+def _why_not(part: QuestionPart) -> str:
+    kinds = {
+        "number": "a number",
+        "money": "an amount",
+        "percent": "a percentage",
+        "date": "a date",
+        "person": "a name",
+        "place": "a place",
+        "org": "an organisation",
+        "quote": "what was said",
+        "reason": "a reason",
+    }
+    if part.type in kinds:
+        return f"no passage gives {kinds[part.type]} for this closely enough to answer"
+    return "no passage answers this closely enough"

@@ -129,6 +129,17 @@ class Answer(BaseModel):
     dropped_claims: list[str] = Field(
         default_factory=list, description="Claims removed because nothing supported them."
     )
+    as_of: dt.date | None = Field(
+        None, description="The day the question was answered as of: no later article was used."
+    )
+    current_as_of: dt.date | None = Field(
+        None,
+        description="For a time-sensitive question: the publication date of the newest article the answer cites, "
+        "which the text also states.",
+    )
+    confidence: float | None = Field(
+        None, description="Extractive mode: how closely the best evidence matched (abstains below a threshold)."
+    )
     timings: Timings = Field(default_factory=Timings)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -16,6 +17,24 @@ from rag.errors import InvalidRequestError
 from rag.index import LocalIndex, RowFilter
 from rag.models import Filters, Passage
 from rag.store import ChromaStore, day_number
+from rag.temporal import Intent, prior
+
+# With a temporal intent, a candidate keeps this share of its fused score however old it is: an old report that
+# matches the question much better than any recent one still surfaces.
+PRIOR_FLOOR = 0.3
+# How far before the as-of day a "latest"/"recent" question's own candidate search reaches, in days.
+RECENT_WINDOW = {"latest": 60, "recent": 120}
+
+
+def _intent_window(intent: Intent | None, as_of: dt.date | None) -> tuple[int, int] | None:
+    """Day numbers of the period a question is about, searched on its own (None: no such period)."""
+    if intent is None or as_of is None:
+        return None
+    if intent.kind == "window" and intent.start and intent.end:
+        return day_number(intent.start - dt.timedelta(days=3)), day_number(min(intent.end, as_of))
+    if intent.kind in RECENT_WINDOW:
+        return day_number(as_of - dt.timedelta(days=RECENT_WINDOW[intent.kind])), day_number(as_of)
+    return None
 
 
 def row_filter(filters: Filters | None) -> RowFilter | None:
@@ -41,8 +60,20 @@ class HybridSearcher:
         self.candidates = candidates
         self.rrf_k = rrf_k
 
-    def search(self, index: LocalIndex, query: str, k: int, filters: Filters | None = None) -> list[Passage]:
-        """The `k` best passages for `query`, best first."""
+    def search(
+        self,
+        index: LocalIndex,
+        query: str,
+        k: int,
+        filters: Filters | None = None,
+        as_of: dt.date | None = None,
+        intent: Intent | None = None,
+    ) -> list[Passage]:
+        """The `k` best passages for `query`, best first, from the archive as it stood on `as_of`.
+
+        With a temporal `intent` ("latest", "in March 2020"), candidates are also drawn from the period the
+        question is about, and every candidate's fused score is weighed by its article's recency prior.
+        """
         query = query.strip()
         if not query:
             raise InvalidRequestError("the query is empty")
@@ -50,18 +81,37 @@ class HybridSearcher:
             return []
         vector = self.embedder.embed([query])[0]
         where = row_filter(filters)
+        if as_of is not None and len(index.day) and day_number(as_of) < int(index.day.max()):
+            # Articles published after the as-of day do not exist yet, as far as this question is concerned.
+            where = where or RowFilter()
+            until = day_number(as_of) if where.until_day is None else min(where.until_day, day_number(as_of))
+            where = replace(where, until_day=until)
         mask = index.mask(where) if where else None
         n = max(self.candidates, k)
-        dense = self._dense(index, vector, n, mask)
-        keyword = index.keyword(query, n, mask)
+        lists = [self._dense(index, vector, n, mask), index.keyword(query, n, mask)]
+        window = _intent_window(intent, as_of)
+        if window is not None:
+            # The period the question is about, searched on its own: the newest reports on a story are often
+            # outranked in the whole archive by older ones that share more of its words.
+            focus = index.mask(replace(where or RowFilter(), since_day=window[0], until_day=window[1]))
+            if mask is not None:
+                focus &= mask
+            lists += [index.dense(vector, n, focus), index.keyword(query, n, focus)]
 
         fused: dict[int, float] = {}
         dense_rank: dict[int, int] = {}
         keyword_rank: dict[int, int] = {}
-        for ranks, hits in ((dense_rank, dense), (keyword_rank, keyword)):
+        for position, hits in enumerate(lists):
+            ranks = dense_rank if position % 2 == 0 else keyword_rank
             for rank, (row, _) in enumerate(hits, start=1):
-                ranks[row] = rank
+                if position < 2:
+                    ranks[row] = rank
                 fused[row] = fused.get(row, 0.0) + 1.0 / (self.rrf_k + rank)
+        if intent is not None and intent.kind != "none" and as_of is not None:
+            for row in fused:
+                day = int(index.day[row])
+                published = dt.date.fromordinal(day) if day > 0 else None
+                fused[row] *= PRIOR_FLOOR + (1 - PRIOR_FLOOR) * prior(intent, published, as_of)
         best = sorted(fused, key=lambda r: (-fused[r], r))[:k]
         if not best:
             return []
@@ -111,7 +161,8 @@ class PassageRetriever(BaseRetriever):
     search_fn: Any
     k: int = 5
     filters: Filters | None = None
+    as_of: dt.date | None = None
 
     def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun) -> list[Document]:
-        passages: list[Passage] = self.search_fn(query, self.k, self.filters)
+        passages: list[Passage] = self.search_fn(query, self.k, self.filters, self.as_of)
         return [Document(page_content=p.text, metadata=p.model_dump(exclude={"text"})) for p in passages]

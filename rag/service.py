@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
 import threading
 import time
@@ -24,6 +25,7 @@ from rag.llm import make_chat_model
 from rag.models import Answer, Article, ChatTurn, Filters, IngestReport, Passage
 from rag.retrieve import HybridSearcher
 from rag.store import ArticleRecord, ChromaStore, DataDirLock, open_store
+from rag.temporal import parse_intent
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -193,12 +195,14 @@ class RagService:
 
     # --- search ---
 
-    def search(self, query: str, k: int | None = None, filters: Filters | None = None) -> list[Passage]:
-        """The best passages for a query, best first."""
+    def search(
+        self, query: str, k: int | None = None, filters: Filters | None = None, as_of: dt.date | None = None
+    ) -> list[Passage]:
+        """The best passages for a query, best first, from the archive as it stood on `as_of` (default: today)."""
         k = self.settings.top_k if k is None else k
         if not 1 <= k <= self.settings.max_k:
             raise InvalidRequestError(f"k must be between 1 and {self.settings.max_k}")
-        return self.searcher.search(self.current_index(), query, k, filters)
+        return self._search_for_answer(query, k, filters, as_of)
 
     # --- answers ---
 
@@ -228,6 +232,7 @@ class RagService:
         filters: Filters | None = None,
         mode: str | None = None,
         k: int | None = None,
+        as_of: dt.date | None = None,
     ) -> AsyncIterator[AnswerEvent]:
         """Answer a question as a stream of events (sources, deltas, citations, done)."""
         question = question.strip()
@@ -240,7 +245,7 @@ class RagService:
             raise InvalidRequestError(f"k must be between 1 and {self.settings.max_k}")
         chosen = self.resolve_mode(mode)
         turns = list(history or [])[-self.settings.max_history_turns :]
-        async for event in self.engine.stream(question, turns, filters, chosen, k):
+        async for event in self.engine.stream(question, turns, filters, chosen, k, as_of):
             yield event
 
     async def aask(
@@ -250,11 +255,12 @@ class RagService:
         filters: Filters | None = None,
         mode: str | None = None,
         k: int | None = None,
+        as_of: dt.date | None = None,
     ) -> Answer:
         """Answer a question: the `done` event of `astream`."""
         answer = None
         # Run the stream to its end (`done` is its last event): leaving it early would strand its generators.
-        async for event in self.astream(question, history, filters, mode, k):
+        async for event in self.astream(question, history, filters, mode, k, as_of):
             if isinstance(event, DoneEvent):
                 answer = event.answer
         if answer is None:
@@ -268,9 +274,10 @@ class RagService:
         filters: Filters | None = None,
         mode: str | None = None,
         k: int | None = None,
+        as_of: dt.date | None = None,
     ) -> Answer:
         """Blocking `aask`, for the CLI and the evals."""
-        return self.run_sync(self.aask(question, history, filters, mode, k))
+        return self.run_sync(self.aask(question, history, filters, mode, k, as_of))
 
     def run_sync(self, coro: Coroutine[Any, Any, T]) -> T:
         """Run a coroutine on this service's own event loop, from synchronous code.
@@ -284,8 +291,12 @@ class RagService:
             self._loop = loop
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
 
-    def _search_for_answer(self, query: str, k: int, filters: Filters | None) -> list[Passage]:
-        return self.searcher.search(self.current_index(), query, k, filters)
+    def _search_for_answer(
+        self, query: str, k: int, filters: Filters | None, as_of: dt.date | None = None
+    ) -> list[Passage]:
+        as_of = as_of or dt.date.today()
+        intent = parse_intent(query, as_of)
+        return self.searcher.search(self.current_index(), query, k, filters, as_of, intent)
 
     def _chat_model(self) -> BaseChatModel:
         loop = asyncio.get_running_loop()

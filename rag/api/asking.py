@@ -6,6 +6,7 @@ then runs the service's event stream: in LLM mode inside a concurrency slot and 
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -67,10 +68,11 @@ async def answer_events(
     filters: Filters | None,
     mode: Mode,
     k: int | None,
+    as_of: dt.date | None = None,
 ) -> AsyncIterator[AnswerEvent]:
     """The service's events for a checked request; counts the answer (or the error) in the metrics."""
     started = time.perf_counter()
-    events = ctx.service.astream(question, history, filters, mode, k)
+    events = ctx.service.astream(question, history, filters, mode, k, as_of)
     try:
         if mode == "llm":
             async with ctx.gate.slot():

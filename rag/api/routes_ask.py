@@ -39,7 +39,7 @@ Closing the connection cancels the answer, LLM call included."""
 async def ask(body: AskRequest, ctx: Context, _caller: Asker) -> Answer:
     """Answer a question from the articles, with verified citations (or an abstention)."""
     mode = check_request(ctx, body.question, body.history, body.filters, body.mode, body.k)
-    return await final_answer(answer_events(ctx, body.question, body.history, body.filters, mode, body.k))
+    return await final_answer(answer_events(ctx, body.question, body.history, body.filters, mode, body.k, body.as_of))
 
 
 @router.post(
@@ -55,7 +55,7 @@ async def ask(body: AskRequest, ctx: Context, _caller: Asker) -> Answer:
 async def ask_stream(body: AskRequest, ctx: Context, _caller: Asker) -> EventSourceResponse:
     """Stream an answer as server-sent events."""
     mode = check_request(ctx, body.question, body.history, body.filters, body.mode, body.k)
-    events = answer_events(ctx, body.question, body.history, body.filters, mode, body.k)
+    events = answer_events(ctx, body.question, body.history, body.filters, mode, body.k, body.as_of)
     return EventSourceResponse(sse_events(ctx, events), ping=15, headers={"Cache-Control": "no-store"})
 
 

@@ -10,6 +10,7 @@ starts once the answer is checked; /v1/ask/stream streams the model's raw text a
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 import re
@@ -70,6 +71,7 @@ class ChatCompletionRequest(BaseModel):
     stream: bool = False
     filters: Filters | None = Field(None, description="Extension: only use articles matching these.")
     k: int | None = Field(None, ge=1, description="Extension: passages to retrieve.")
+    as_of: dt.date | None = Field(None, description="Extension: answer as of this day (default today).")
 
 
 def to_question(messages: list[ChatMessage]) -> tuple[str, list[ChatTurn]]:
@@ -93,6 +95,8 @@ def _citations(answer: Answer) -> dict[str, Any]:
         "citations": [c.model_dump(mode="json") for c in answer.citations],
         "sources": [s.model_dump(mode="json") for s in answer.sources],
         "abstained": answer.abstained,
+        "as_of": answer.as_of.isoformat() if answer.as_of else None,
+        "current_as_of": answer.current_as_of.isoformat() if answer.current_as_of else None,
     }
 
 
@@ -123,7 +127,7 @@ async def chat_completions(body: ChatCompletionRequest, ctx: Context, _caller: A
     """Answer the conversation's last question; `stream: true` sends chunks as server-sent events."""
     question, history = to_question(body.messages)
     mode = check_request(ctx, question, history, body.filters, MODELS.get(body.model), body.k)
-    events = answer_events(ctx, question, history, body.filters, mode, body.k)
+    events = answer_events(ctx, question, history, body.filters, mode, body.k, body.as_of)
     completion_id = f"chatcmpl-{uuid.uuid4().hex}"
     created = int(time.time())
     if body.stream:

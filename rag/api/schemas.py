@@ -25,6 +25,11 @@ class AskRequest(BaseModel):
         None, description="`extractive` quotes sentences (no LLM); `llm` writes an answer. Default: the server's."
     )
     k: int | None = Field(None, ge=1, description="How many passages to retrieve (RAG_MAX_K at most).")
+    as_of: dt.date | None = Field(
+        None,
+        description="Answer as of this day: no article published after it is used, and 'latest' means latest "
+        "then. Default: today.",
+    )
 
 
 class ErrorDetail(BaseModel):

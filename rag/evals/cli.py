@@ -109,20 +109,31 @@ def _run(
 ) -> int:
     from rag.config import Settings
     from rag.embeddings import make_embedder
+    from rag.evals.cache import CachedEmbedder
     from rag.evals.report import baseline_from, build_summary, load_json, new_run_id, regressions, write_run
-    from rag.evals.runner import run_set
+    from rag.evals.runner import ServicePool, run_set
 
     if mode not in (None, "extractive", "llm"):
         raise InvalidRequestError(f"unknown mode '{mode}': use extractive or llm")
     sets = _sets(set_name, articles, questions)
     settings = Settings()  # type: ignore[call-arg]  # every field has a default; mypy cannot see env reading
     runnable = [s for s in sets if not s.missing]
-    embedder = make_embedder(settings) if runnable else None
+    # Cached vectors: the haystack is the same texts from run to run (rag/evals/cache.py).
+    embedder = CachedEmbedder(make_embedder(settings)) if runnable else None
     runs: list[SetRun] = []
-    with _progress(enabled=sys.stderr.isatty() and not as_json) as progress_for:
+    with (
+        _progress(enabled=sys.stderr.isatty() and not as_json) as progress_for,
+        ServicePool(settings, embedder, progress_for("articles")) as pool,
+    ):
         for eval_set in sets:
             run = run_set(
-                eval_set, settings, mode=mode, use_judge=judge, embedder=embedder, progress=progress_for(eval_set.name)
+                eval_set,
+                settings,
+                mode=mode,
+                use_judge=judge,
+                embedder=embedder,
+                progress=progress_for(eval_set.name),
+                pool=pool,
             )
             if run.skipped:
                 err.print(f"{eval_set.name}: skipped: {run.skipped}")

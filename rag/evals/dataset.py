@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 from collections.abc import Iterable, Sequence
@@ -21,10 +22,15 @@ CORPORA_ENV = "RAG_EVAL_CORPORA_DIR"
 WIKINEWS_FILE = "wikinews-en.jsonl"
 
 KEYS = ("id", "question", "history", "answer", "accepted", "evidence", "answerable", "tags")
+# Optional keys: `all_of` (more gold strings a multi-part answer must also contain) and `as_of` (the day the
+# question is asked on, YYYY-MM-DD).
+OPTIONAL_KEYS = ("all_of", "as_of")
 # The documented tag vocabulary (evals/README.md); a user's own set may use other tags.
 TAGS = frozenset((
     "fact", "who", "what", "when", "where", "how-many", "date", "quote-attribution", "position", "paraphrase",
     "follow-up", "unanswerable", "near-topic", "later-event", "injection", "near-miss", "date-dependent",
+    "multi-part", "comparison", "what-next", "amount", "organisation",
+    "latest", "time-sensitive", "relative-date", "future-period", "timeline", "window",
 ))  # fmt: skip
 _ERRORS_SHOWN = 10
 
@@ -53,6 +59,8 @@ class EvalItem:
     evidence: tuple[Evidence, ...]
     answerable: bool
     tags: tuple[str, ...]
+    all_of: tuple[str, ...] = ()
+    as_of: dt.date | None = None
 
     @property
     def golds(self) -> list[str]:
@@ -76,18 +84,42 @@ def corpora_dir() -> Path:
     return Path(override) if override else REPO_ROOT.parent / "shared" / "corpora"
 
 
+def haystack() -> tuple[tuple[Path, ...], str | None]:
+    """The articles the corpus sets are asked over: the seeds plus every corpus file under `corpora_dir()`.
+
+    Retrieval is measured in a haystack, not in the few articles a set asks about: more corpora may arrive there,
+    and all of them are read. The second value says why the haystack is missing, when it is.
+    """
+    folder = corpora_dir()
+    files = sorted(folder.glob("*.jsonl")) if folder.is_dir() else []
+    if not files:
+        return (SEEDS_DIR,), f"no corpus is at {folder} (set {CORPORA_ENV} to the folder holding {WIKINEWS_FILE})"
+    return (*files, SEEDS_DIR), None
+
+
+# Sets asked over the haystack, and the corpus each one's questions are about (the set cannot run without it).
+WCEP_FILE = "wcep-2025-2026.jsonl"
+CORPUS_SETS = {"wikinews": (WIKINEWS_FILE,), "reader": (WIKINEWS_FILE,), "time": (WIKINEWS_FILE, WCEP_FILE)}
+
+
 def builtin_sets(name: str) -> list[EvalSet]:
-    """The committed sets for `--set seed|wikinews|all`."""
-    seed = EvalSet("seed", EVALS_DIR / "seed.jsonl", (SEEDS_DIR,))
-    corpus = corpora_dir() / WIKINEWS_FILE
-    missing = None
-    if not corpus.is_file():
-        missing = f"the Wikinews corpus is not at {corpus} (set {CORPORA_ENV} to the folder holding {WIKINEWS_FILE})"
-    wikinews = EvalSet("wikinews", EVALS_DIR / "wikinews.jsonl", (corpus, SEEDS_DIR), missing)
-    sets = {"seed": [seed], "wikinews": [wikinews], "all": [seed, wikinews]}
+    """The committed sets for `--set seed|wikinews|reader|time|all`."""
+    sets = {"seed": EvalSet("seed", EVALS_DIR / "seed.jsonl", (SEEDS_DIR,))}
+    articles, missing = haystack()
+    for set_name, needed in CORPUS_SETS.items():
+        questions = EVALS_DIR / f"{set_name}.jsonl"
+        if not questions.is_file():
+            continue
+        why = missing
+        absent = [f for f in needed if not (corpora_dir() / f).is_file()]
+        if why is None and absent:
+            why = f"the corpus {', '.join(absent)} is not in {corpora_dir()}"
+        sets[set_name] = EvalSet(set_name, questions, articles, why)
+    if name == "all":
+        return list(sets.values())
     if name not in sets:
-        raise InvalidRequestError(f"unknown eval set '{name}': use seed, wikinews or all")
-    return sets[name]
+        raise InvalidRequestError(f"unknown eval set '{name}': use {', '.join(sets)} or all")
+    return [sets[name]]
 
 
 def load_items(path: Path) -> list[EvalItem]:
@@ -121,9 +153,12 @@ def parse_item(value: Any) -> EvalItem:
     """One item from its JSON object (ValueError saying what is wrong)."""
     if not isinstance(value, dict):
         raise ValueError("expected a JSON object")
-    if set(value) != set(KEYS):
-        missing, extra = set(KEYS) - set(value), set(value) - set(KEYS)
-        raise ValueError(f"keys must be exactly {', '.join(KEYS)} (missing {sorted(missing)}, extra {sorted(extra)})")
+    missing, extra = set(KEYS) - set(value), set(value) - set(KEYS) - set(OPTIONAL_KEYS)
+    if missing or extra:
+        raise ValueError(
+            f"keys must be {', '.join(KEYS)}, optionally {', '.join(OPTIONAL_KEYS)}"
+            f" (missing {sorted(missing)}, extra {sorted(extra)})"
+        )
     _expect(value, "id", str)
     _expect(value, "question", str)
     _expect(value, "answer", str)
@@ -137,6 +172,15 @@ def parse_item(value: Any) -> EvalItem:
         evidence = tuple(Evidence(str(e["article_id"]), str(e["quote"])) for e in value["evidence"])
     except (TypeError, KeyError, ValueError) as exc:
         raise ValueError(f"{value['id']}: bad 'history' or 'evidence' entry ({exc.__class__.__name__})") from None
+    all_of = value.get("all_of", [])
+    if not isinstance(all_of, list) or not all(isinstance(a, str) and a.strip() for a in all_of):
+        raise ValueError(f"{value['id']}: 'all_of' must be a list of non-empty strings")
+    as_of = None
+    if value.get("as_of") is not None:
+        try:
+            as_of = dt.date.fromisoformat(str(value["as_of"]))
+        except ValueError:
+            raise ValueError(f"{value['id']}: 'as_of' must be a date, YYYY-MM-DD") from None
     item = EvalItem(
         id=value["id"],
         question=value["question"],
@@ -146,10 +190,12 @@ def parse_item(value: Any) -> EvalItem:
         evidence=evidence,
         answerable=value["answerable"],
         tags=tuple(str(t) for t in value["tags"]),
+        all_of=tuple(all_of),
+        as_of=as_of,
     )
     if item.answerable and not (item.golds and item.evidence):
         raise ValueError(f"{item.id}: an answerable item needs an 'answer' and 'evidence'")
-    if not item.answerable and (item.golds or item.evidence):
+    if not item.answerable and (item.golds or item.evidence or item.all_of):
         raise ValueError(f"{item.id}: an unanswerable item has an empty 'answer', 'accepted' and 'evidence'")
     return item
 

@@ -11,7 +11,7 @@ import logging
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,6 +20,7 @@ from rag.config import Settings
 from rag.embeddings import Embedder
 from rag.errors import RagError, UpstreamError
 from rag.evals import metrics
+from rag.evals.cache import CachedEmbedder
 from rag.evals.dataset import DatasetError, EvalItem, EvalSet, gold_spans, load_articles, load_items, validate_against
 from rag.evals.judge import Judge, Judgement
 from rag.evals.metrics import ItemScores, Span
@@ -118,7 +119,9 @@ def score_item(
     sources = sorted(answer.sources, key=lambda x: x.number) if answer else []
     if item.answerable:
         # answer text against the gold forms; a declined question scores 0 whatever its text
-        s.containment = 0.0 if s.abstained else metrics.containment(text, item.golds)
+        # A multi-part item needs every part: the gold answer (or a variant) and each `all_of` string.
+        parts = [item.golds] + [[extra] for extra in item.all_of]
+        s.containment = 0.0 if s.abstained else min(metrics.containment(text, golds) for golds in parts)
         s.f1 = 0.0 if s.abstained else metrics.token_f1(text, item.golds)
         # citations against the gold evidence spans
         all_gold = [span for spans in gold for span in spans]
@@ -168,10 +171,39 @@ def eval_service(
                     progress("ingesting", done, None)
 
             report = service.ingest_paths(list(article_paths), progress=advance)
+            if isinstance(embedder, CachedEmbedder):
+                embedder.save()
             if report.failed:
                 failed = [f"{r.origin}: {r.reason}" for r in report.results if r.status == "failed"]
                 raise DatasetError("some eval articles could not be ingested:\n  " + "\n  ".join(failed[:10]))
             yield service
+
+
+class ServicePool:
+    """One eval service per distinct article set, opened on first use: sets asked over the same haystack share
+    one ingest."""
+
+    def __init__(self, settings: Settings, embedder: Embedder | None, progress: Progress | None = None) -> None:
+        self.settings = settings
+        self.embedder = embedder
+        self.progress = progress
+        self._stack = ExitStack()
+        self._services: dict[tuple[Path, ...], RagService] = {}
+
+    def get(self, articles: Sequence[Path]) -> RagService:
+        """The service holding exactly `articles`."""
+        key = tuple(articles)
+        if key not in self._services:
+            self._services[key] = self._stack.enter_context(
+                eval_service(self.settings, key, self.embedder, self.progress)
+            )
+        return self._services[key]
+
+    def __enter__(self) -> ServicePool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stack.close()
 
 
 def run_items(
@@ -195,7 +227,7 @@ def run_items(
         answer, error = None, None
         started = time.perf_counter()
         try:
-            answer = service.ask(item.question, history=list(item.history) or None, mode=mode)
+            answer = service.ask(item.question, history=list(item.history) or None, mode=mode, as_of=item.as_of)
         except RagError as exc:  # scored as a failed item; the run goes on
             error = f"{exc.__class__.__name__}: {exc}"
         latency = (time.perf_counter() - started) * 1000
@@ -226,8 +258,10 @@ def run_set(
     embedder: Embedder | None = None,
     progress: Progress | None = None,
     prepare: Callable[[RagService], None] | None = None,
+    pool: ServicePool | None = None,
 ) -> SetRun:
-    """Ingest the set's articles into a fresh service and run every item; `use_judge` None: when an LLM is set.
+    """Ingest the set's articles into a fresh service (or take it from `pool`) and run every item; `use_judge`
+    None: when an LLM is set.
 
     `prepare` is called on the service before the first question (tests use it to script the chat model).
     """
@@ -239,7 +273,11 @@ def run_set(
     articles = load_articles(eval_set.articles, settings.max_file_bytes)
     validate_against(eval_set.questions, items, articles)
     run.articles = len(articles)
-    with eval_service(settings, eval_set.articles, embedder, progress) as service:
+    with ExitStack() as stack:
+        if pool is None:
+            service = stack.enter_context(eval_service(settings, eval_set.articles, embedder, progress))
+        else:
+            service = pool.get(eval_set.articles)
         if prepare:
             prepare(service)
         run.mode = service.resolve_mode(mode)
@@ -250,4 +288,6 @@ def run_set(
             else:
                 judge = Judge(service.chat_model_factory())
         run.results = run_items(service, items, articles, run.mode, judge, progress, run.notes)
+    if isinstance(embedder, CachedEmbedder):
+        embedder.save()
     return run
