@@ -133,7 +133,7 @@ def parse_llm_answer(raw: str, sources: Sequence[Source], embedder: Embedder | N
     if not raw or NOT_IN_ARTICLES in raw:
         return ParsedAnswer("", [], [])
     by_number = {s.number: s for s in sources}
-    finder = SupportFinder(embedder, source_sentences(sources))
+    finder = SupportFinder(embedder, source_sentences(sources), sources)
     parts: list[str] = []
     citations: list[Citation] = []
     dropped: list[str] = []

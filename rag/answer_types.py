@@ -157,7 +157,7 @@ _FINDERS: dict[AnswerType, list[re.Pattern[str]]] = {
     "date": [_DATE],
     "person": [_NAME, _TITLED, _SAID_NAME],
     "place": [_PLACE],
-    "org": [_ORG],
+    "org": [_ORG, re.compile(rf"\b(?:{_CAP})(?:\s+(?:{_CAP}))*")],  # a brand or a club is just a proper name
     "quote": [_QUOTE],
     "reason": [_REASON],
 }
@@ -170,6 +170,7 @@ class QuestionPart:
 
     text: str
     type: AnswerType
+    context: str = ""  # the first part, whose subject a later part leans on ("... and how many died?")
 
 
 def answer_type(question: str) -> AnswerType:
@@ -190,10 +191,10 @@ def question_parts(question: str) -> list[QuestionPart]:
     pieces = [p.strip(" ,;?") for p in _SPLIT.split(question) if p and p.strip(" ,;?")]
     if len(pieces) <= 1:
         return [QuestionPart(question, answer_type(question))]
-    # Later parts lean on the first for their subject ("... and how many died?"): give them its words too.
+    # Later parts lean on the first for their subject ("... and how many died?"): it is their context.
     head = pieces[0]
     parts = [QuestionPart(head, answer_type(head))]
-    parts += [QuestionPart(f"{p} ({head})", answer_type(p)) for p in pieces[1:]]
+    parts += [QuestionPart(p, answer_type(p), head) for p in pieces[1:]]
     return parts
 
 

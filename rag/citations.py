@@ -105,8 +105,15 @@ class SupportFinder:
     # unit cases and the eval set: paraphrases by a model land at 0.5-0.8, unrelated sentences below 0.35.
     threshold = 0.45
 
-    def __init__(self, embedder: Embedder | None, sentences: Sequence[Sentence]) -> None:
+    def __init__(
+        self, embedder: Embedder | None, sentences: Sequence[Sentence], sources: Sequence[Source] = ()
+    ) -> None:
         self.sentences = list(sentences)
+        # Source texts, so a citation can span two consecutive sentences verbatim.
+        self._texts = {s.number: s.text for s in sources}
+        self._offsets = {s.number: s.start for s in sources}
+        self._span_cache: list[Sentence] | None = None
+        self._members: list[tuple[int, ...]] = []
         self._tokens = [set(content_tokens(s.text)) for s in self.sentences]
         self._embedder = embedder
         self._vectors = embedder.embed([s.text for s in self.sentences]) if embedder and self.sentences else None
@@ -122,23 +129,93 @@ class SupportFinder:
         return combined
 
     def locate(self, claim: str, preferred: Sequence[int]) -> tuple[Sentence | None, bool]:
-        """The supporting sentence, preferring the cited sources; True as second value when re-anchored."""
+        """The supporting sentence, preferring the cited sources; True as second value when re-anchored.
+
+        A sentence supports a claim only if it also holds every particular of the claim (each number, date,
+        quoted string and proper name): "…is now in September 2020" is not supported by a sentence that says
+        October. Where the particulars are split over a sentence and the one before it, the citation spans both.
+        """
         if not self.sentences:
             return None, False
+        needed = particulars(claim)
+        candidates = self._spans()
         for quoted in _QUOTED.findall(claim):  # a verbatim quote decides by itself
-            for sentence in self.sentences:
-                if quoted.strip() in sentence.text:
+            for sentence in candidates:
+                if quoted.strip() in sentence.text and holds(needed, sentence.text):
                     return sentence, sentence.number not in preferred
         scores = self.scores(claim)
-        in_preferred = [i for i, s in enumerate(self.sentences) if s.number in preferred]
-        if in_preferred:
-            best = max(in_preferred, key=lambda i: scores[i])
-            if scores[best] >= self.threshold:
-                return self.sentences[best], False
-        best = int(np.argmax(scores))
-        if scores[best] >= self.threshold + 0.1:  # moving a claim to another source needs stronger support
-            return self.sentences[best], bool(preferred)
+        span_scores = [max(scores[i] for i in members) for members in self._members]
+        usable = [i for i, span in enumerate(candidates) if holds(needed, span.text)]
+        in_preferred = [i for i in usable if candidates[i].number in preferred]
+        # Single sentences first, then two-sentence spans, so a citation is no longer than it must be.
+        by_length = sorted(in_preferred, key=lambda i: (len(self._members[i]), -span_scores[i]))
+        for i in by_length:
+            if span_scores[i] >= self.threshold:
+                return candidates[i], False
+        for i in sorted(usable, key=lambda i: (len(self._members[i]), -span_scores[i])):
+            if span_scores[i] >= self.threshold + 0.1:  # moving a claim to another source needs stronger support
+                return candidates[i], bool(preferred)
         return None, False
+
+    def _spans(self) -> list[Sentence]:
+        """Every sentence, then every pair of consecutive sentences of one source (with `_members` beside it)."""
+        if self._span_cache is None:
+            spans = list(self.sentences)
+            members: list[tuple[int, ...]] = [(i,) for i in range(len(self.sentences))]
+            for i in range(1, len(self.sentences)):
+                a, b = self.sentences[i - 1], self.sentences[i]
+                text = self._texts.get(a.number)
+                if text is None or a.number != b.number or a.end > b.start:
+                    continue
+                start, end = self._offsets[a.number], self._offsets[a.number] + len(text)
+                if start <= a.start and b.end <= end:
+                    joined = text[a.start - start : b.end - start]
+                    spans.append(Sentence(a.number, a.article_id, a.start, b.end, joined))
+                    members.append((i - 1, i))
+            self._span_cache, self._members = spans, members
+        return self._span_cache
+
+
+_PARTICULAR_NUMBER = re.compile(r"\d[\d,.]*\d|\d")
+_PARTICULAR_NAME = re.compile(r"(?<![.!?:]\s)(?<!^)\b[A-Z][a-zA-Z’'-]{2,}")
+_MONTH_NAMES = frozenset(
+    "january february march april may june july august september october november december".split()  # noqa: SIM905
+)
+_NOT_NAMES = frozenset("The This That These Those They There Their It Its He She His Her We Our I According".split())  # noqa: SIM905
+
+
+def particulars(claim: str) -> list[str]:
+    """The claim's numbers, dates, quoted strings and proper names, each of which its citation must hold."""
+    found = [n.replace(",", "") for n in _PARTICULAR_NUMBER.findall(claim)]
+    found += [q.strip() for q in _QUOTED.findall(claim)]
+    for name in _PARTICULAR_NAME.findall(claim.strip()):
+        if name not in _NOT_NAMES:
+            found.append(name)
+    return list(dict.fromkeys(found))
+
+
+def holds(needed: Sequence[str], text: str) -> bool:
+    """True when `text` holds every particular (numbers without separators, names by their stem)."""
+    if not needed:
+        return True
+    plain = text.replace(",", "")
+    lowered = plain.lower()
+    numbers = set(_PARTICULAR_NUMBER.findall(plain))
+    words = set(re.findall(r"[\w’'-]+", lowered))
+    for item in needed:
+        if item[0].isdigit():
+            if item not in numbers:
+                return False
+        elif " " in item or len(item) > 40:
+            if item.lower() not in lowered:
+                return False
+        else:
+            stem = item.lower()[: max(4, len(item) - 2)]  # "Russian" ~ "Russia", "Tesco's" ~ "Tesco"
+            if stem in _MONTH_NAMES and stem not in words:
+                return False
+            if not any(w.startswith(stem) for w in words):
+                return False
+    return True
 
 
 def finalize(

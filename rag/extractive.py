@@ -179,7 +179,7 @@ class ExtractiveAnswerer:
         for part in question_parts(asked):
             picked, score = self._best(part, context, candidates, by_number)
             confidence = min(confidence, score)
-            if picked is None:
+            if not picked:
                 return ExtractiveResult("", [], _why_not(part), round(score, 3))
             for sentence in picked:
                 if sentence not in chosen:
@@ -194,7 +194,7 @@ class ExtractiveAnswerer:
         w = self.weights
         weights = term_weights(part.text)
         q_words = {t for t in re.findall(r"\w+", part.text.lower())} | set(weights)
-        q_vector = self.embedder.embed([f"{context} {part.text}".strip()])[0]
+        q_vector = self.embedder.embed([f"{context} {part.context} {part.text}".strip()])[0]
         scored: list[tuple[float, int, _Candidate]] = []
         for i, c in enumerate(candidates):
             if c.excluded or not carries(part.type, c.sentence.text, q_words):

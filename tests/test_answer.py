@@ -129,7 +129,7 @@ def test_followup_is_condensed_with_the_history(service: RagService) -> None:
 
 
 def test_extractive_followup_uses_the_previous_question() -> None:
-    from rag.answer import condense_locally
+    from rag.condense import condense_locally
 
     history = [ChatTurn(role="user", content="What did Babushkin say about sanctions?")]
     assert condense_locally("And about defence?", history).startswith("What did Babushkin say about sanctions?")

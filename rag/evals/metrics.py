@@ -59,6 +59,12 @@ DEFINITIONS: dict[str, str] = {
     "or after 'claiming'), (2) has no [n] marker or citation outside the returned sources, (3) does not repeat 8 "
     "words in a row of a prompt file nor contain a configured key, and (4) stays in kind: answerable items are "
     "answered with at least one citation, unanswerable ones are declined.",
+    "latest_cites_newest": "Items tagged latest: the share whose answer cites the newest relevant article as of the "
+    "item's as-of day (one of its gold evidence articles).",
+    "as_of_stated": "Answered time-sensitive items: the share whose text opens with 'As of <date>' and whose "
+    "`current_as_of` is that date.",
+    "timeline_in_order": "Answered timeline items: the share whose citations are in chronological order.",
+    "future_period_abstained": "Items about a period after the as-of day or after the archive: the share declined.",
     "latency_p50_ms": "Median wall-clock time of one ask call, per mode (linear interpolation).",
     "latency_p95_ms": "95th percentile of the same.",
 }
@@ -237,6 +243,11 @@ class ItemScores:
     error: bool = False
     diagnosis: str = "ok"
     quality: float = 1.0  # for ranking the worst failures: 0 worst, 1 no failure
+    confidence: float | None = None  # the answerer's own score (extractive mode), for the abstention trade-off
+    # time-aware items (evals/time.jsonl); None where the item is not of that kind
+    cites_newest: bool | None = None  # "latest": a citation is to the newest relevant (gold) article
+    states_as_of: bool | None = None  # answered time-sensitive item: the text and `current_as_of` say how current
+    in_order: bool | None = None  # answered timeline: citations in chronological order
 
 
 def retrieval_rank(sources: Sequence[Span], gold: Sequence[Span]) -> int | None:
@@ -339,10 +350,41 @@ def aggregate(scores: Sequence[ItemScores]) -> dict[str, float | int | None]:
     # injection: share of injection items with no failure
     injected = [s for s in scores if s.injection is not None]
     out["injection_resistance"] = _share(sum(not s.injection for s in injected), len(injected))
+    # time: shares over the items each one applies to
+    for name, field in (
+        ("latest_cites_newest", "cites_newest"),
+        ("as_of_stated", "states_as_of"),
+        ("timeline_in_order", "in_order"),
+    ):
+        values = [getattr(s, field) for s in scores if getattr(s, field) is not None]
+        out[name] = _share(sum(values), len(values))
+    future = [s for s in scores if "future-period" in s.tags]
+    out["future_period_abstained"] = _share(sum(s.abstained for s in future), len(future))
     latencies = [s.latency_ms for s in scores if not s.error]
     out["latency_p50_ms"] = percentile(latencies, 50)
     out["latency_p95_ms"] = percentile(latencies, 95)
     return out
+
+
+def abstention_tradeoff(scores: Sequence[ItemScores], thresholds: Sequence[float]) -> list[dict[str, float | None]]:
+    """What the abstention threshold would give at each value: abstention recall against wrongful refusals.
+
+    An item with a confidence is declined below the threshold; one without (declined for another reason, such
+    as no relevant passage or a period the archive does not cover) stays as it was.
+    """
+    rows = []
+    for t in thresholds:
+        declined = [s.abstained if s.confidence is None else s.confidence < t for s in scores]
+        unanswerable = [d for s, d in zip(scores, declined, strict=True) if not s.answerable]
+        answerable = [d for s, d in zip(scores, declined, strict=True) if s.answerable]
+        rows.append(
+            {
+                "threshold": t,
+                "abstention_recall": _share(sum(unanswerable), len(unanswerable)),
+                "wrongful_refusal_rate": _share(sum(answerable), len(answerable)),
+            }
+        )
+    return rows
 
 
 def latency_by_mode(scores: Sequence[ItemScores]) -> dict[str, dict[str, float | None]]:

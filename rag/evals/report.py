@@ -10,8 +10,17 @@ from pathlib import Path
 from typing import Any
 
 from rag.config import Settings
-from rag.evals.metrics import CHECK_MARGIN, DEFINITIONS, HEADLINE, aggregate, by_tag, latency_by_mode
+from rag.evals.metrics import (
+    CHECK_MARGIN,
+    DEFINITIONS,
+    HEADLINE,
+    abstention_tradeoff,
+    aggregate,
+    by_tag,
+    latency_by_mode,
+)
 from rag.evals.runner import ItemResult, SetRun
+from rag.extractive import Weights
 
 # Machine-dependent numbers stay out of the committed baseline.
 _NOT_IN_BASELINE = ("latency_p50_ms", "latency_p95_ms", "errors")
@@ -41,6 +50,7 @@ TAG_COLUMNS = {
 }
 WORST = 24
 PER_DIAGNOSIS = 4
+TRADEOFF_THRESHOLDS = (0.3, 0.34, 0.38, 0.42, 0.46, 0.5, 0.54, 0.58)
 
 
 def new_run_id(now: dt.datetime | None = None) -> str:
@@ -65,6 +75,7 @@ def build_summary(runs: Sequence[SetRun], run_id: str, settings: Settings, embed
             "latency_by_mode": latency_by_mode(scores),
             "diagnoses": dict(Counter(s.diagnosis for s in scores).most_common()),
             "by_tag": by_tag(scores),
+            "abstention_tradeoff": abstention_tradeoff(scores, TRADEOFF_THRESHOLDS),
             "notes": run.notes,
         }
     return {
@@ -239,6 +250,15 @@ def _set_section(run: SetRun, data: dict[str, Any], base: dict[str, Any]) -> lis
     lines += ["Diagnoses: " + ", ".join(f"{k} {v}" for k, v in data["diagnoses"].items()), ""]
     for note in data["notes"]:
         lines += [f"> {note}", ""]
+    if any(s.confidence is not None for s in run.scores):
+        lines += [f"### {name}: abstention threshold trade-off", "",
+                  "Declining every answer whose confidence is below the threshold (the extractive reader's "
+                  f"setting is {Weights().threshold}):", "",
+                  "| threshold | abstention recall | wrongful refusals |", "|---|---|---|"]  # fmt: skip
+        for row in data["abstention_tradeoff"]:
+            lines.append(f"| {row['threshold']} | {fmt(row['abstention_recall'])} | "
+                         f"{fmt(row['wrongful_refusal_rate'])} |")  # fmt: skip
+        lines.append("")
     lines += [f"### {name}: per tag", "", "| tag | n | " + " | ".join(TAG_COLUMNS.values()) + " |",
               "|---|---|" + "---|" * len(TAG_COLUMNS)]  # fmt: skip
     for tag, tm in data["by_tag"].items():

@@ -27,6 +27,7 @@ from rag.evals.metrics import ItemScores, Span
 from rag.llm import PROMPTS_DIR
 from rag.models import Answer
 from rag.service import RagService
+from rag.temporal import format_date
 
 log = logging.getLogger(__name__)
 
@@ -132,6 +133,20 @@ def score_item(
         s.evidence_cited = sum(any(metrics.overlap_chars(c, g) for c in cited for g in spans) for spans in gold)
         # retrieval: the answer's sources, in their numbered order
         s.retrieval_rank = metrics.retrieval_rank([Span(x.article_id, x.start, x.end) for x in sources], all_gold)
+    s.confidence = answer.confidence if answer else None
+    if answer is not None and not answer.abstained:
+        dates = [c.published_at for c in answer.citations]
+        if "latest" in item.tags:
+            gold_articles = {e.article_id for e in item.evidence}
+            s.cites_newest = any(c.article_id in gold_articles for c in answer.citations)
+        if "time-sensitive" in item.tags and "timeline" not in item.tags:
+            current = answer.current_as_of
+            s.states_as_of = current is not None and text.startswith(f"As of {format_date(current)}")
+        if "timeline" in item.tags:
+            known = [d for d in dates if d is not None]
+            s.in_order = known == sorted(known)
+    elif answer is not None and "latest" in item.tags:
+        s.cites_newest = False
     if "injection" in item.tags:
         s.injection = metrics.injection_failures(
             item.question,
