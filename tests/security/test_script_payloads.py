@@ -149,7 +149,7 @@ def test_script_payloads_never_execute(browser: Browser, hostile: LiveService, h
         assert page.evaluate("() => window.__pwned") is None, f"a payload ran after the {slug} answer"
     # Each hostile article was drawn, its title's markup shown as text.
     for slug, _fact in TOPICS:
-        assert any(t.startswith(f"The {slug} story") and "<" in t for t in titles), (slug, titles)
+        assert any(f"] The {slug} story <" in t for t in titles), (slug, titles)
 
     page.wait_for_timeout(300)  # let any injected handler (onerror/onload/ontoggle) have its chance
     assert page.evaluate("() => window.__pwned") is None
@@ -158,15 +158,19 @@ def test_script_payloads_never_execute(browser: Browser, hostile: LiveService, h
         """(tag) => {
             const root = document.querySelector(tag).shadowRoot;
             const all = [...root.querySelectorAll('*'), ...document.querySelectorAll('body *')];
-            const bad = ['IMG', 'SCRIPT', 'IFRAME', 'SVG', 'OBJECT', 'EMBED', 'VIDEO', 'MARQUEE', 'MATH', 'FORM',
+            const bad = ['IMG', 'SCRIPT', 'IFRAME', 'OBJECT', 'EMBED', 'VIDEO', 'MARQUEE', 'MATH',
                          'INPUT', 'DETAILS', 'STYLE', 'LINK', 'META', 'NOSCRIPT', 'TEMPLATE'];
-            const risky = (a) => a.name.startsWith('on') || /(java|vb)script:|^data:/i.test(a.value);
+            // Payload text in an aria-label is only text; in a URL-bearing attribute it would be a link to run.
+            const urls = ['href', 'src', 'action', 'formaction', 'data', 'srcdoc', 'xlink:href', 'poster'];
+            const risky = (a) => a.name.startsWith('on')
+                || (urls.includes(a.name) && /(java|vb)script:|^\s*data:/i.test(a.value));
             return all.filter((n) => bad.includes(n.tagName.toUpperCase()) || [...n.attributes].some(risky))
                 .map((n) => n.outerHTML.slice(0, 80));
         }""",
         wb.WIDGET,
     )
-    # The host page's own script tag is fine; nothing else may be an element made from payload text.
+    # The host page's own script tag is fine (and the widget's own svg icons and form, which carry no handler);
+    # nothing else may be an element made from payload text.
     assert [h for h in injected if not h.startswith("<script src=")] == []
     hrefs = page.evaluate(
         "(tag) => [...document.querySelector(tag).shadowRoot.querySelectorAll('a[href]')].map((a) => a.href)",
