@@ -155,7 +155,7 @@ def test_script_payloads_never_execute(browser: Browser, hostile: LiveService, h
     assert page.evaluate("() => window.__pwned") is None
     assert watch.dialogs == []
     injected = page.evaluate(
-        """(tag) => {
+        r"""(tag) => {
             const root = document.querySelector(tag).shadowRoot;
             const all = [...root.querySelectorAll('*'), ...document.querySelectorAll('body *')];
             const bad = ['IMG', 'SCRIPT', 'IFRAME', 'OBJECT', 'EMBED', 'VIDEO', 'MARQUEE', 'MATH',
