@@ -51,8 +51,10 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
+    # Module-scoped, so set up before conftest's per-test cleaning of the environment: clean it here.
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("RAG_") and k != "OPENAI_API_KEY"}
     env = {
-        **os.environ,
+        **clean,
         "RAG_DATA_DIR": str(tmp_path_factory.mktemp("serve") / "data"),
         "RAG_PUBLIC_ASK": "true",
         "RAG_RATE_LIMIT_PER_MINUTE": "0",

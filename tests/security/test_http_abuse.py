@@ -85,7 +85,7 @@ def test_wrong_keys_are_braked_per_address(
         statuses.append(r.status_code)
         if r.status_code == 429:
             assert r.json()["error"]["code"] == "rate_limited"
-            assert int(r.headers["retry-after"]) >= 1
+            assert 1 <= int(r.headers["retry-after"]) <= 6  # 10 a minute: one back every 6 s
     assert statuses[:10] == [401] * 10 and statuses[10:] == [429] * 290
     # Blocked means blocked: the right key from that address waits too (a 200 would tell a guesser it won) ...
     assert_error(attacker.post("/v1/ask", json=ASK, headers=AUTH), 429, "rate_limited")
