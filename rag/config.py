@@ -82,6 +82,25 @@ class Settings(BaseSettings):
     max_history_turns: int = Field(20, description="Most chat turns accepted with a question.")
     rate_limit_per_minute: int = Field(60, description="Asks per minute per API key and per client address.")
     max_concurrent_llm: int = Field(8, description="LLM calls in flight at once in one process.")
+    # 10 a minute lets a person fix a mistyped key at once; a guesser gets 10 tries a minute instead of thousands.
+    auth_failures_per_minute: int = Field(
+        10, description="Wrong API keys allowed per client address per minute before 429 (0: no limit)."
+    )
+    max_header_bytes: int = Field(
+        16_384, description="Largest request line plus headers (431 above); Node's default, ample for keys."
+    )
+
+    # --- `rag serve` connections ---
+    # Below the usual 1,024 file descriptors a process may hold, leaving room for Chroma's files and the LLM client.
+    max_connections: int = Field(
+        500, description="`rag serve`: open connections at once; past it the longest-idle ones are closed."
+    )
+    header_timeout: float = Field(
+        10.0, description="`rag serve`: seconds a client has to send a request's headers (408 and close after)."
+    )
+    keep_alive_timeout: int = Field(
+        5, description="`rag serve`: seconds an idle kept-alive connection stays open between requests."
+    )
 
     @field_validator("api_keys", "widget_origins", mode="before")
     @classmethod

@@ -14,7 +14,7 @@ from rag.api.deps import ApiContext
 from rag.api.errors import InternalErrorMiddleware, install_error_handlers
 from rag.api.limits import LlmGate, RateLimiter
 from rag.api.metrics import Metrics, MetricsMiddleware
-from rag.api.security import ApiKeys, BodyLimitMiddleware, Cors, SecurityHeadersMiddleware
+from rag.api.security import ApiKeys, BodyLimitMiddleware, Cors, HeaderLimitMiddleware, SecurityHeadersMiddleware
 from rag.config import Settings, get_settings
 from rag.service import RagService
 
@@ -40,7 +40,7 @@ def create_app(settings: Settings | None = None, service: RagService | None = No
     ctx = ApiContext(
         settings=settings,
         service=service,
-        keys=ApiKeys(k.get_secret_value() for k in settings.api_keys),
+        keys=ApiKeys((k.get_secret_value() for k in settings.api_keys), RateLimiter(settings.auth_failures_per_minute)),
         limiter=RateLimiter(settings.rate_limit_per_minute),
         # Waiting longer for a slot than for the LLM itself would only hide an overload.
         gate=LlmGate(settings.max_concurrent_llm, wait=settings.llm_timeout),
@@ -67,6 +67,7 @@ def create_app(settings: Settings | None = None, service: RagService | None = No
             expose_headers=["Retry-After"],
             max_age=600,
         ),
+        Middleware(HeaderLimitMiddleware, max_bytes=settings.max_header_bytes),
         Middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes),
         Middleware(InternalErrorMiddleware),
     ]

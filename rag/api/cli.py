@@ -27,9 +27,8 @@ def register(app: typer.Typer) -> None:
         seeds: Annotated[Path, typer.Option(help="Folder of seed articles for --ingest-seeds.")] = DEFAULT_SEEDS,
     ) -> None:
         """Serve the HTTP API, the demo page (/) and the widget (/widget.js); API docs at /docs."""
-        import uvicorn
-
         from rag.api.app import create_app
+        from rag.api.server import check_file_limit, run
         from rag.cli import _service, err, out
         from rag.config import get_settings
 
@@ -48,6 +47,7 @@ def register(app: typer.Typer) -> None:
             if not settings.api_keys:
                 err.print("[yellow]note:[/yellow] RAG_API_KEYS is not set: writing articles over HTTP is refused")
             out.print(f"serving on http://{host}:{port}/  (API docs: http://{host}:{port}/docs)")
-            api = create_app(settings, service)
-            # Streams end within 5 s of Ctrl-C instead of holding the shutdown open.
-            uvicorn.run(api, host=host, port=port, timeout_graceful_shutdown=5, log_level="info")
+            warning = check_file_limit(settings)
+            if warning:
+                err.print(f"[yellow]note:[/yellow] {warning}")
+            run(create_app(settings, service), settings, host, port)

@@ -43,6 +43,7 @@ _HTTP_CODES = {
     415: "unsupported_media_type",
     422: "invalid_request",
     429: "rate_limited",
+    431: "headers_too_large",
     500: "internal_error",
     502: "upstream_error",
     503: "unavailable",

@@ -56,6 +56,13 @@ class RateLimiter:
             self._prune(now)
         return None
 
+    def wait(self, name: str) -> float | None:
+        """Seconds until the named bucket holds a token again, or None when it has one (nothing is taken)."""
+        if not self.enabled:
+            return None
+        level = self._level(name, self.clock())
+        return None if level >= 1.0 else (1.0 - level) / self.rate
+
     def check(self, names: Sequence[str]) -> None:
         """`take`, raising 429 with Retry-After when any bucket is empty."""
         wait = self.take(names)

@@ -12,6 +12,7 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from rag.answer import AnswerEvent
 from rag.api.asking import answer_events, check_request, closing, final_answer
+from rag.api.bodies import CheckedJsonRoute
 from rag.api.deps import ApiContext, Asker, Context
 from rag.api.errors import ApiError, as_api_error, error_body
 from rag.api.schemas import AskRequest, error_responses, event_stream
@@ -19,7 +20,7 @@ from rag.errors import RagError
 from rag.models import Answer
 
 log = logging.getLogger(__name__)
-router = APIRouter(prefix="/v1", tags=["ask"])
+router = APIRouter(prefix="/v1", tags=["ask"], route_class=CheckedJsonRoute)
 
 _ASK_ERRORS = error_responses(401, 403, 413, 422, 429, 500, 502, 503, 504)
 

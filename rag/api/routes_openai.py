@@ -24,17 +24,59 @@ from pydantic import BaseModel, ConfigDict, Field
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from rag.api.asking import answer_events, check_request, final_answer
+from rag.api.bodies import CheckedJsonRoute
 from rag.api.deps import ApiContext, Asker, Context, Reader
 from rag.api.errors import ApiError, as_api_error, error_body
-from rag.api.schemas import error_responses, event_stream
+from rag.api.schemas import FiltersIn, error_responses, event_stream
 from rag.errors import InvalidRequestError, RagError
-from rag.models import Answer, ChatTurn, Filters
+from rag.models import Answer, ChatTurn
 
 log = logging.getLogger(__name__)
-router = APIRouter(prefix="/v1", tags=["openai"])
+router = APIRouter(prefix="/v1", tags=["openai"], route_class=CheckedJsonRoute)
 
 # Model names choose the answer mode; any other name gets the server's default mode.
 MODELS = {"rag": None, "rag-extractive": "extractive", "rag-llm": "llm"}
+
+# The chat-completion parameters the openai SDK can send (its `CompletionCreateParams`, openai 3.57): accepted
+# and ignored. Any other top-level field is a 422 naming it, so a typo like `filter` is not silently dropped.
+OPENAI_PARAMS = frozenset(
+    {
+        "audio",
+        "frequency_penalty",
+        "function_call",
+        "functions",
+        "logit_bias",
+        "logprobs",
+        "max_completion_tokens",
+        "max_tokens",
+        "metadata",
+        "modalities",
+        "moderation",
+        "n",
+        "parallel_tool_calls",
+        "prediction",
+        "presence_penalty",
+        "prompt_cache_key",
+        "prompt_cache_options",
+        "prompt_cache_retention",
+        "reasoning_effort",
+        "response_format",
+        "safety_identifier",
+        "seed",
+        "service_tier",
+        "stop",
+        "store",
+        "stream_options",
+        "temperature",
+        "tool_choice",
+        "tools",
+        "top_logprobs",
+        "top_p",
+        "user",
+        "verbosity",
+        "web_search_options",
+    }
+)
 
 
 class ContentPart(BaseModel):
@@ -62,14 +104,14 @@ class ChatMessage(BaseModel):
 
 
 class ChatCompletionRequest(BaseModel):
-    """The OpenAI chat-completions request; sampling parameters are accepted and ignored."""
+    """The OpenAI chat-completions request; OpenAI's other parameters (`OPENAI_PARAMS`) are accepted and ignored."""
 
     model_config = ConfigDict(extra="allow")
 
     model: str = Field("rag", description="`rag` (server default mode), `rag-extractive` or `rag-llm`.")
     messages: list[ChatMessage] = Field(min_length=1, description="The conversation; the last must be the user's.")
     stream: bool = False
-    filters: Filters | None = Field(None, description="Extension: only use articles matching these.")
+    filters: FiltersIn | None = Field(None, description="Extension: only use articles matching these.")
     k: int | None = Field(None, ge=1, description="Extension: passages to retrieve.")
     as_of: dt.date | None = Field(None, description="Extension: answer as of this day (default today).")
 
@@ -125,6 +167,11 @@ async def list_models(_caller: Reader) -> dict[str, Any]:
 )
 async def chat_completions(body: ChatCompletionRequest, ctx: Context, _caller: Asker) -> Any:
     """Answer the conversation's last question; `stream: true` sends chunks as server-sent events."""
+    unknown = sorted(set(body.model_extra or {}) - OPENAI_PARAMS)
+    if unknown:
+        raise InvalidRequestError(
+            f"{unknown[0]}: unknown field; send OpenAI chat-completion parameters, `filters` or `k` (see /docs)"
+        )
     question, history = to_question(body.messages)
     mode = check_request(ctx, question, history, body.filters, MODELS.get(body.model), body.k)
     events = answer_events(ctx, question, history, body.filters, mode, body.k, body.as_of)

@@ -6,6 +6,7 @@ import base64
 import hashlib
 import re
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from fastapi import APIRouter
 from fastapi.openapi.docs import get_swagger_ui_html
@@ -43,21 +44,45 @@ async def widget_script() -> FileResponse:
     return _file("widget.js", "text/javascript; charset=utf-8", {"Cross-Origin-Resource-Policy": "cross-origin"})
 
 
+def _sources(urls: list[str]) -> list[str]:
+    """CSP sources for the given URLs: 'self' for same-origin paths, else each URL's origin."""
+    found: list[str] = []
+    for url in urls:
+        parts = urlsplit(url)
+        source = f"{parts.scheme}://{parts.netloc}" if parts.scheme and parts.netloc else "'self'"
+        if parts.scheme == "data":
+            source = "data:"
+        if source not in found:
+            found.append(source)
+    return found
+
+
+def docs_csp(html: str) -> str:
+    """A CSP for the Swagger UI page built from what the page loads: the origins of its script, style and icon
+    URLs ('self' when they are served from here, so no outside origin is named), and its inline scripts by hash.
+    """
+    scripts = re.findall(r"<script[^>]*\ssrc=[\"']([^\"']+)", html)
+    styles = re.findall(r"<link[^>]*rel=[\"']stylesheet[\"'][^>]*href=[\"']([^\"']+)", html)
+    icons = re.findall(r"<link[^>]*rel=[\"'][^\"']*icon[\"'][^>]*href=[\"']([^\"']+)", html)
+    hashes = [
+        f"'sha256-{base64.b64encode(hashlib.sha256(script.encode()).digest()).decode()}'"
+        for script in re.findall(r"<script>(.*?)</script>", html, flags=re.S)
+    ]
+    script_src = " ".join([*_sources(scripts), *hashes]) or "'none'"
+    # Swagger UI sets style attributes from script, which only 'unsafe-inline' allows (it names no origin).
+    style_src = " ".join([*_sources(styles), "'unsafe-inline'"])
+    img_src = " ".join(dict.fromkeys(["'self'", "data:", *_sources(icons)]))
+    return (
+        f"default-src 'none'; script-src {script_src}; style-src {style_src}; img-src {img_src}; "
+        "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+    )
+
+
 def docs_page(openapi_url: str, title: str) -> HTMLResponse:
-    """Swagger UI under a CSP that allows its CDN files and exactly its one inline script (by hash)."""
+    """Swagger UI under a CSP that allows exactly what the page loads (`docs_csp`)."""
     page = get_swagger_ui_html(openapi_url=openapi_url, title=title)
     body = bytes(page.body).decode()
-    hashes = " ".join(
-        f"'sha256-{base64.b64encode(hashlib.sha256(script.encode()).digest()).decode()}'"
-        for script in re.findall(r"<script>(.*?)</script>", body, flags=re.S)
-    )
-    cdn = "https://cdn.jsdelivr.net"
-    csp = (
-        f"default-src 'none'; script-src {cdn} {hashes}; style-src {cdn} 'unsafe-inline'; "
-        f"img-src 'self' data: https://fastapi.tiangolo.com; connect-src 'self'; "
-        "frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
-    )
-    return HTMLResponse(body, headers={"Content-Security-Policy": csp})
+    return HTMLResponse(body, headers={"Content-Security-Policy": docs_csp(body)})
 
 
 def docs_router(openapi_url: str, title: str) -> APIRouter:

@@ -11,16 +11,28 @@ from rag.models import ChatTurn, Filters, IngestReport
 from rag.store import ArticleRecord
 
 
+class FiltersIn(Filters):
+    """Filters as a request sends them: an unknown field (a typo like `sorce`) is a 422, never ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class ChatTurnIn(ChatTurn):
+    """A chat turn as a request sends it; unknown fields are refused."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
 class AskRequest(BaseModel):
     """A question, with the conversation so far and optional restrictions."""
 
     model_config = ConfigDict(extra="forbid")
 
     question: str = Field(min_length=1, description="The question, in plain language (RAG_MAX_QUESTION_CHARS at most).")
-    history: list[ChatTurn] = Field(
+    history: list[ChatTurnIn] = Field(
         default_factory=list, description="Earlier turns, oldest first (RAG_MAX_HISTORY_TURNS at most)."
     )
-    filters: Filters | None = Field(None, description="Only use articles matching these.")
+    filters: FiltersIn | None = Field(None, description="Only use articles matching these.")
     mode: Literal["extractive", "llm"] | None = Field(
         None, description="`extractive` quotes sentences (no LLM); `llm` writes an answer. Default: the server's."
     )

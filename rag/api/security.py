@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -19,6 +21,9 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from rag.api.errors import ApiError, StartTracker, error_response
+from rag.api.limits import RateLimiter
+
+log = logging.getLogger(__name__)
 
 # The demo page loads only its own files; the widget builds its styles as constructable stylesheets, so no
 # 'unsafe-inline' is needed anywhere.
@@ -62,11 +67,21 @@ def presented_key(headers: Headers) -> str | None:
     return key or None
 
 
-class ApiKeys:
-    """The configured keys, checked in constant time."""
+def key_digest(key: str) -> str:
+    """A short digest that names a key in logs and rate-limit buckets without revealing it."""
+    return hashlib.sha256(key.encode()).hexdigest()[:16]
 
-    def __init__(self, keys: Iterable[str]) -> None:
+
+class ApiKeys:
+    """The configured keys, checked in constant time, with a brake on wrong keys per client address.
+
+    Once an address has used up its wrong-key allowance, every key it sends gets a 429 until the bucket
+    refills, the right key included: otherwise a 200 among the 429s would still tell a guesser it had won.
+    """
+
+    def __init__(self, keys: Iterable[str], failures: RateLimiter | None = None) -> None:
         self._keys = [k.encode() for k in keys if k]
+        self.failures = failures or RateLimiter(0)
 
     @property
     def configured(self) -> bool:
@@ -96,9 +111,22 @@ class ApiKeys:
                     {"WWW-Authenticate": "Bearer"},
                 )
             return Caller(address, None)
+        bucket = f"auth:{address}"
+        wait = self.failures.wait(bucket)
+        if wait is not None:
+            seconds = max(1, math.ceil(wait))
+            raise ApiError(
+                429,
+                "rate_limited",
+                f"too many wrong API keys from this address; try again in {seconds} s",
+                {"Retry-After": str(seconds)},
+            )
         if not self.match(key):
+            self.failures.take([bucket])
+            # The digest lets an operator tell one stale key retried from many different guesses.
+            log.warning("wrong API key from %s (sha256 %s)", address, key_digest(key)[:8])
             raise ApiError(401, "invalid_api_key", "the API key is not valid", {"WWW-Authenticate": "Bearer"})
-        return Caller(address, hashlib.sha256(key.encode()).hexdigest()[:16])
+        return Caller(address, key_digest(key))
 
 
 class SecurityHeadersMiddleware:
@@ -169,6 +197,36 @@ class BodyLimitMiddleware:
         # Close the connection: the rest of the body is never read.
         response = error_response(413, "payload_too_large", message, {"Connection": "close"})
         await response(scope, receive, send)
+
+
+class HeaderLimitMiddleware:
+    """431 when the request line and headers together pass the limit: uvicorn's httptools parser sets none.
+
+    (`rag serve` also stops reading such a request at the socket, before it is all in memory; this covers
+    any other server the app runs under, with the usual error body.)
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        size = len(scope.get("raw_path") or b"") + len(scope.get("query_string") or b"")
+        size += sum(len(name) + len(value) + 4 for name, value in scope["headers"])  # ": " and CRLF
+        if size > self.max_bytes:
+            response = error_response(431, "headers_too_large", header_limit_message(size, self.max_bytes))
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
+def header_limit_message(size: int | None, limit: int) -> str:
+    """What a client with oversized headers is told (by the app or by `rag serve`'s connection guard)."""
+    told = f"{size:,} bytes" if size is not None else "too large"
+    return f"the request headers are {told}; at most {limit:,} bytes are allowed (RAG_MAX_HEADER_BYTES)"
 
 
 class Cors(CORSMiddleware):

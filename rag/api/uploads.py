@@ -15,6 +15,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any
 
+from rag.api.bodies import broken_text
 from rag.documents import decode, parse_json_object, read_file
 from rag.errors import IngestError, InvalidRequestError
 from rag.models import Article
@@ -60,7 +61,7 @@ def from_json_lines(raw: bytes) -> list[Article | IngestError]:
                 raise IngestError(f"{origin}: invalid JSON ({exc.msg} at column {exc.colno})") from None
             except RecursionError:
                 raise IngestError(f"{origin}: JSON nested too deeply") from None
-            items.append(parse_json_object(value, origin=origin))
+            items.append(_parse(value, origin))
         except IngestError as exc:
             items.append(exc)
     if not items:
@@ -69,6 +70,10 @@ def from_json_lines(raw: bytes) -> list[Article | IngestError]:
 
 
 def _parse(value: Any, origin: str) -> Article | IngestError:
+    # Named by field here (`body[2]: title: unpaired surrogate ...`): the reader only knows "somewhere".
+    problem = broken_text(value)
+    if problem:
+        return IngestError(f"{origin}: {problem}")
     try:
         return parse_json_object(value, origin=origin)
     except IngestError as exc:
