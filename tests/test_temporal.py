@@ -50,7 +50,10 @@ def test_prior_prefers_newer_articles_only_when_the_question_asks_for_them() -> 
 
 def test_relative_dates_resolve_against_the_publication_day() -> None:
     published = dt.date(2022, 2, 24)  # a Thursday
-    text = "Babushkin said on Wednesday that talks went well, yesterday's meeting included. He leaves on Monday, 28 February."
+    text = (
+        "Babushkin said on Wednesday that talks went well, yesterday's meeting included. "
+        "He leaves on Monday, 28 February."
+    )
     resolved = {r.phrase: r.date for r in resolve_relative(text, published)}
     assert resolved == {"on Wednesday": dt.date(2022, 2, 23), "yesterday": dt.date(2022, 2, 23)}
     annotated = annotate_relative(text, published)
