@@ -243,7 +243,7 @@ class AnswerEngine:
         chain = make_answer_chain(retriever, load_prompt("answer"), self.chat_model(), self.is_relevant)
         sources: list[Source] = []
         raw_parts: list[str] = []
-        shown = 0
+        shown = ""
         t0 = time.perf_counter()
         try:
             async for chunk in chain.astream({"question": standalone}):
@@ -254,14 +254,16 @@ class AnswerEngine:
                     yield SourcesEvent(sources=sources)
                 if chunk.get("raw"):
                     raw_parts.append(chunk["raw"])
-                    # Hold text back while it could still be the start of the refusal sentinel, which is
-                    # never shown: the answer is then the abstention.
-                    so_far = "".join(raw_parts).lstrip()
-                    if NOT_IN_ARTICLES.startswith(so_far) or so_far.startswith(NOT_IN_ARTICLES):
+                    # The refusal sentinel never leaves the service, wherever the model writes it: an answer
+                    # that opens with it shows nothing (it becomes the abstention), and elsewhere it is cut out,
+                    # with any tail that could still grow into it held back until the next chunk decides.
+                    so_far = "".join(raw_parts)
+                    if NOT_IN_ARTICLES.startswith(so_far.lstrip()) or so_far.lstrip().startswith(NOT_IN_ARTICLES):
                         continue
-                    pending = "".join(raw_parts[shown:])
-                    shown = len(raw_parts)
-                    yield DeltaEvent(text=pending)
+                    visible = _without_sentinel(so_far)
+                    if len(visible) > len(shown) and visible.startswith(shown):
+                        yield DeltaEvent(text=visible[len(shown) :])
+                        shown = visible
         except RagError:
             raise
         except Exception as exc:
@@ -334,3 +336,13 @@ class AnswerEngine:
 
 def _ms(t0: float) -> float:
     return round((time.perf_counter() - t0) * 1000, 2)
+
+
+def _without_sentinel(text: str) -> str:
+    """`text` without the refusal sentinel, and without a tail that may be its start (held back, not shown)."""
+    while NOT_IN_ARTICLES in text:
+        text = text.replace(NOT_IN_ARTICLES, "")
+    for cut in range(min(len(NOT_IN_ARTICLES) - 1, len(text)), 0, -1):
+        if NOT_IN_ARTICLES.startswith(text[-cut:]):
+            return text[:-cut]
+    return text

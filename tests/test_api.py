@@ -347,6 +347,38 @@ def test_stream_event_order_llm(llm_service: RagService, tmp_path: Path) -> None
 
 
 @pytest.mark.parametrize(
+    "output",
+    [
+        BRIDGE_ANSWER + " NOT_IN_ARTICLES",
+        "The bridge reopened [1]. NOT_IN_ARTICLES. It cost 48 million euros [1].",
+        "NOT_IN_ARTICLES",
+        "  NOT_IN_ARTICLES\nThe bridge reopened [1].",
+    ],
+)
+def test_the_refusal_sentinel_never_leaves_the_service(llm_service: RagService, tmp_path: Path, output: str) -> None:
+    """Whatever comes before or after it, on every route (the fake model streams one character at a time)."""
+    llm_service.use_chat_model(lambda: FakeListChatModel(responses=[output]))
+    client = client_for(llm_service, tmp_path)
+    ask = {"question": BRIDGE_QUESTION}
+    chat = {"model": "rag-llm", "messages": [{"role": "user", "content": BRIDGE_QUESTION}]}
+    with client.stream("POST", "/v1/ask/stream", json=ask, headers=AUTH) as r:
+        events = read_sse(r.read().decode())
+    with client.stream("POST", "/v1/chat/completions", json={**chat, "stream": True}, headers=AUTH) as r:
+        chunks = [json.loads(line[5:]) for line in r.read().decode().splitlines() if line.startswith("data: {")]
+    shown = {
+        "/v1/ask/stream": "".join(d.get("text", "") for n, d in events if n == "delta") + json.dumps(events),
+        "/v1/chat/completions (stream)": "".join(
+            c["choices"][0]["delta"].get("content") or "" for c in chunks if c.get("choices")
+        ) + json.dumps(chunks),
+        "/v1/ask": client.post("/v1/ask", json=ask, headers=AUTH).text,
+        "/v1/chat/completions": client.post("/v1/chat/completions", json=chat, headers=AUTH).text,
+    }
+    assert events[-1][1]["answer"]["abstained"]  # the sentinel still means the model refused
+    for route, text in shown.items():
+        assert "NOT_IN" not in text.replace('"', ""), route
+
+
+@pytest.mark.parametrize(
     ("error", "status", "code"),
     [
         (openai.APIConnectionError(request=_request()), 503, "upstream_error"),
