@@ -247,16 +247,18 @@ class ExtractiveAnswerer:
 
     def _vectors(self, sentences: Sequence[Sentence]) -> np.ndarray:
         keys = [(s.article_id, s.start, s.end, s.text) for s in sentences]
+        # Keep our own references: another thread may evict a key between the two locked sections.
         with self._lock:
-            todo = [i for i, key in enumerate(keys) if key not in self._cache]
+            found = {i: self._cache[key] for i, key in enumerate(keys) if key in self._cache}
+        todo = [i for i in range(len(keys)) if i not in found]
         fresh = self.embedder.embed([sentences[i].text for i in todo]) if todo else None
+        for j, i in enumerate(todo):
+            assert fresh is not None
+            found[i] = fresh[j]
         with self._lock:
-            for j, i in enumerate(todo):
-                assert fresh is not None
-                self._cache[keys[i]] = fresh[j]
-            for key in keys:
+            for i, key in enumerate(keys):
+                self._cache[key] = found[i]
                 self._cache.move_to_end(key)
-            stacked = np.stack([self._cache[key] for key in keys])
             while len(self._cache) > self._cache_size:
                 self._cache.popitem(last=False)
-        return stacked
+        return np.stack([found[i] for i in range(len(keys))])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -204,3 +206,36 @@ def test_a_chroma_outage_after_start_up_is_a_503_and_heals_by_itself(open_servic
         assert len(client.get("/v1/articles", headers=auth).json()["items"]) == len(NEWS)
     finally:
         chroma.stop()
+
+
+def test_concurrent_searches_on_a_stale_replica_rebuild_its_index_once(
+    open_service: OpenService, server_settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    writer = open_service(server_settings)
+    reader = open_service(server_settings)
+    reader.search("anything")
+    writer.ingest_paths([write_jsonl(tmp_path / "news.jsonl", NEWS)])
+
+    rebuilds: list[float] = []
+    load_index = reader._load_index
+
+    def slow_load() -> Any:
+        rebuilds.append(time.monotonic())
+        time.sleep(0.3)  # a large index takes seconds: wide enough for every thread to find it stale
+        return load_index()
+
+    monkeypatch.setattr(reader, "_load_index", slow_load)
+    barrier = threading.Barrier(4)
+    found: list[str] = []
+
+    def search() -> None:
+        barrier.wait()
+        found.append(reader.search("Quistgaard")[0].article_id)
+
+    threads = [threading.Thread(target=search) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert found == ["harbour-bridge"] * 4
+    assert len(rebuilds) == 1, f"{len(rebuilds)} threads each rebuilt the whole index"
