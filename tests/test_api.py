@@ -763,7 +763,8 @@ def test_health_readiness_docs_and_openapi(
     assert ready["status"] == "ready" and ready["articles"] == 5 and ready["chunks"] >= 5 and ready["llm"] is False
     docs = client.get("/docs")
     assert docs.status_code == 200 and "swagger-ui" in docs.text
-    assert "script-src https://cdn.jsdelivr.net 'sha256-" in docs.headers["content-security-policy"]
+    assert "script-src 'self' 'sha256-" in docs.headers["content-security-policy"]
+    assert "cdn" not in docs.text and client.get("/docs/assets/swagger-ui-bundle.js").status_code == 200
     schema = client.get("/openapi.json").json()
     assert {"/v1/ask", "/v1/ask/stream", "/v1/chat/completions", "/v1/articles", "/v1/articles/{article_id}"} <= set(
         schema["paths"]

@@ -625,3 +625,28 @@ def test_phone_width(browser: Browser, newsroom: LiveService, tmp_path: Path) ->
     expect(launcher).to_be_focused()
     assert csp_violations(watch) == []
     page.context.close()
+
+
+def test_api_docs_work_with_the_network_cut(browser: Browser, newsroom: LiveService) -> None:
+    """/docs must list the operations with every request to a host other than 127.0.0.1 aborted."""
+    context = browser.new_context()
+    context.set_default_timeout(TIMEOUT_MS)
+    outside: list[str] = []
+
+    def cut(route: Route) -> None:
+        if urlsplit(route.request.url).hostname == "127.0.0.1":
+            route.continue_()
+        else:
+            outside.append(route.request.url)
+            route.abort()
+
+    context.route("**/*", cut)
+    page = context.new_page()
+    violations: list[str] = []
+    page.on("console", lambda msg: violations.append(msg.text) if "Content Security Policy" in msg.text else None)
+    page.goto(f"{newsroom.base}/docs")
+    expect(page.locator(".opblock-summary-path", has_text="/v1/ask/stream")).to_be_visible()
+    paths = page.locator(".opblock-summary-path").all_inner_texts()
+    assert {"/v1/ask", "/v1/chat/completions", "/v1/articles", "/healthz"} <= {p.strip() for p in paths}
+    assert outside == [] and violations == []
+    context.close()
