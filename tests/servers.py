@@ -187,14 +187,13 @@ class LiveServer:
         self.thread.join(timeout=10)
 
 
-def start_rag_serve(args: list[str], env: dict[str, str], cwd: Path, timeout: float = 120) -> tuple[
-    subprocess.Popen[str], str
-]:  # fmt: skip
-    """`rag serve` as its own process (the installed console script next to this interpreter) on a free port."""
+def start_rag_serve(
+    args: list[str], env: dict[str, str], cwd: Path, timeout: float = 120, python: str = sys.executable
+) -> tuple[subprocess.Popen[str], str]:
+    """`rag serve` as its own process (`python -m rag.cli serve`) on 127.0.0.1 at a free port, once ready."""
     port = free_port()
-    rag = str(Path(sys.executable).with_name("rag"))
     proc = subprocess.Popen(
-        [rag, "serve", "--host", "127.0.0.1", "--port", str(port), *args],
+        [python, "-m", "rag.cli", "serve", "--host", "127.0.0.1", "--port", str(port), *args],
         env=env,
         cwd=cwd,
         stdout=subprocess.PIPE,

@@ -458,6 +458,9 @@ def test_asking_needs_a_key_unless_public(newsroom: RagService, tmp_path: Path) 
 
     keyless = client_for(newsroom, tmp_path, api_keys=[])
     assert "RAG_PUBLIC_ASK" in assert_error(keyless.post("/v1/ask", json=q), 403, "no_keys_configured")
+    demo = client_for(newsroom, tmp_path, public_ask=True, api_keys=[])  # `make run`: a key sent anyway is ignored
+    assert demo.post("/v1/ask", json=q, headers={"Authorization": "Bearer KEY"}).status_code == 200
+    assert demo.get("/v1/articles", headers={"X-API-Key": "anything"}).status_code == 200
 
 
 def test_writing_always_needs_a_key(scratch: RagService, tmp_path: Path) -> None:
