@@ -785,7 +785,9 @@ def test_metrics(client: TestClient) -> None:
     client.post("/v1/ask", json={"question": "Who won the 1966 World Cup final?"}, headers=AUTH)
     client.get("/v1/articles/no-such-article", headers=AUTH)
     client.get("/wp-login.php")
+    client.get("/openapi.json")
     text = client.get("/metrics").text
+    assert 'route="/openapi.json",status="200"' in text
     assert 'rag_http_requests_total{method="POST",route="/v1/ask",status="200"} 2.0' in text
     assert 'route="/v1/articles/{article_id:path}",status="404"' in text
     assert 'route="unmatched",status="404"' in text and "wp-login" not in text
