@@ -22,6 +22,7 @@ from rag.citations import Sentence, citation_for, overlap, source_sentences
 from rag.embeddings import Embedder
 from rag.index import keyword_tokens
 from rag.models import Citation, Source
+from rag.reasons import missing_terms_reason
 
 _MONTHS = "january|february|march|april|may|june|july|august|september|october|november|december"
 _DAYS = "monday|tuesday|wednesday|thursday|friday|saturday|sunday"
@@ -209,7 +210,7 @@ class ExtractiveAnswerer:
         present = present_terms(sources)
         missing = [t for t in salient_terms(asked) if t not in present]
         if missing:
-            return ExtractiveResult("", [], f"the articles do not mention {', '.join(missing)}")
+            return ExtractiveResult("", [], missing_terms_reason(asked, missing))
 
         q_tokens = set(keyword_tokens(asked))
         q_canonical = {canonical(t) for t in q_tokens}

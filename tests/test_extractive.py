@@ -35,3 +35,13 @@ def test_answers_from_many_threads_share_the_sentence_cache(embedder: OnnxMiniLM
     with ThreadPoolExecutor(max_workers=6) as pool:
         answers = list(pool.map(ask, range(100)))
     assert all("million euros" in a for a in answers)
+
+
+def test_an_abstention_names_what_is_missing_in_the_questions_words(embedder: OnnxMiniLM) -> None:
+    answerer = ExtractiveAnswerer(embedder)
+    sources = build_sources([passage(1), passage(2)])
+    result = answerer.answer("Who won the 1966 football World Cup final at Wembley?", sources)
+    assert not result.text
+    assert result.abstain_reason == "None of the articles mention 1966, World Cup or Wembley."
+    result = answerer.answer("What did the Prime Minister of Norhaven say about the bridge?", sources)
+    assert result.abstain_reason == "None of the articles mention the Prime Minister or Norhaven."

@@ -317,6 +317,15 @@ def test_ask_cite_and_keyboard_on_demo_page(browser: Browser, newsroom: LiveServ
     box = widget(page, "textarea")
     expect(box).to_be_focused()
 
+    # The question's length limit is shown as a counter.
+    counter = widget(page, ".count")
+    expect(counter).to_have_text("0 / 2,000 characters")
+    box.fill("x" * 2500)  # maxlength stops it at the limit
+    expect(counter).to_have_text("2,000 / 2,000 characters")
+    expect(counter).to_contain_class("full")
+    box.fill("")
+    expect(counter).not_to_contain_class("full")
+
     # Shift+Enter is a new line, not a send.
     page.keyboard.type("first line")
     page.keyboard.press("Shift+Enter")
@@ -355,8 +364,17 @@ def test_ask_cite_and_keyboard_on_demo_page(browser: Browser, newsroom: LiveServ
     shutil.copyfile(shot, SCREENSHOT)
     assert shot.stat().st_size > 10_000
 
-    # Esc closes the panel and gives focus back to the launcher.
+    # The mode label stays on one line.
+    label = bubble.locator(".label")
+    assert label.evaluate("e => e.getBoundingClientRect().height") < 30, "the mode label wrapped"
+
+    # Esc closes the open source card first (focus back on its [n]), then the panel (focus on the launcher).
     mark.click()
+    page.keyboard.press("Escape")
+    expect(source).to_be_hidden()
+    expect(panel).to_be_visible()
+    expect(cite).to_be_focused()
+    expect(cite).to_have_attribute("aria-expanded", "false")
     page.keyboard.press("Escape")
     expect(panel).to_be_hidden()
     expect(launcher).to_be_focused()
@@ -388,6 +406,8 @@ def test_conversation_abstention_and_errors(browser: Browser, newsroom: LiveServ
     assert "history" not in watch.asks[2], "New conversation clears the history"
     expect(off_topic).to_contain_class("abstained")
     expect(off_topic.locator(".abstain-head")).to_have_text("Not in the articles")
+    reason = off_topic.locator(".reason").inner_text()
+    assert reason.startswith("None of the articles mention") and "World Cup" in reason, reason
     expect(off_topic.locator("button.cite-btn")).to_have_count(0)
     closest = off_topic.locator(".closest li").all_inner_texts()
     assert closest and len(closest) == len(set(closest)), "closest articles are listed, each once"
@@ -619,7 +639,10 @@ def test_phone_width(browser: Browser, newsroom: LiveService, tmp_path: Path) ->
         WIDGET,
     )
     assert overflow == []
+    assert bubble.locator(".label").evaluate("e => e.getBoundingClientRect().height") < 30, "the label wrapped"
     page.screenshot(path=str(tmp_path / "widget-phone.png"))
+    page.keyboard.press("Escape")  # the source card first
+    expect(bubble.locator(".source")).to_be_hidden()
     page.keyboard.press("Escape")
     expect(panel).to_be_hidden()
     expect(launcher).to_be_focused()
