@@ -82,6 +82,9 @@ class Settings(BaseSettings):
     max_history_turns: int = Field(20, description="Most chat turns accepted with a question.")
     rate_limit_per_minute: int = Field(60, description="Asks per minute per API key and per client address.")
     max_concurrent_llm: int = Field(8, description="LLM calls in flight at once in one process.")
+    upload_job_articles: int = Field(
+        50, description="POST /v1/articles with more articles than this runs as a job (202 and a job URL)."
+    )
 
     @field_validator("api_keys", "widget_origins", mode="before")
     @classmethod

@@ -579,6 +579,43 @@ def test_articles_json_lines_and_file_upload(scratch: RagService, tmp_path: Path
     )
 
 
+def test_a_large_upload_runs_as_a_job(scratch: RagService, tmp_path: Path) -> None:
+    """More articles than RAG_UPLOAD_JOB_ARTICLES (or ?async=true): 202 at once, then a job URL to follow."""
+    client = client_for(scratch, tmp_path, upload_job_articles=3)
+    feed = [
+        {"id": f"job-{i}", "title": f"Ferry story {i}", "body": f"Ferry story number {i}: the timetable changes."}
+        for i in range(5)
+    ] + [{"title": "no body at all"}]
+    body = "".join(json.dumps(a) + "\n" for a in feed)
+    r = client.post("/v1/articles", content=body, headers={**AUTH, "Content-Type": "application/x-ndjson"})
+    assert r.status_code == 202, r.text
+    job = r.json()
+    assert r.headers["location"] == job["url"] == f"/v1/jobs/{job['id']}"
+    assert job["total"] == 6 and job["status"] in ("running", "done")
+
+    seen = []
+    deadline = time.monotonic() + 60
+    while job["status"] == "running":
+        assert time.monotonic() < deadline, "the job did not finish in 60 s"
+        time.sleep(0.05)
+        job = client.get(job["url"], headers=AUTH).json()
+        seen.append(job["done"])
+    assert seen == sorted(seen) and all(0 <= n <= 6 for n in seen)
+    assert job["status"] == "done" and job["done"] == job["total"] == 6
+    assert job["report"]["summary"] == {"added": 5, "updated": 0, "unchanged": 0, "failed": 1}
+    assert [f["origin"] for f in job["failures"]] == ["line 6"] and job["failures"][0]["reason"]
+    assert client.get("/v1/articles/job-4", headers=AUTH).json()["title"] == "Ferry story 4"
+
+    small = client.post("/v1/articles", json=feed[:2], headers=AUTH)
+    assert small.status_code == 200 and small.json()["summary"]["unchanged"] == 2  # small uploads answer at once
+    forced = client.post("/v1/articles?async=true", json=feed[0], headers=AUTH)
+    assert forced.status_code == 202 and forced.json()["total"] == 1
+    assert_error(client.get(forced.json()["url"]), 401)
+    assert_error(client.get("/v1/jobs/no-such-job", headers=AUTH), 404, "not_found")
+    text = client.get("/metrics").text
+    assert 'rag_ingest_articles_total{status="added"}' in text
+
+
 def test_list_show_and_delete_articles(scratch: RagService, tmp_path: Path) -> None:
     client = client_for(scratch, tmp_path)
     batch = [
