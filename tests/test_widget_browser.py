@@ -673,3 +673,48 @@ def test_api_docs_work_with_the_network_cut(browser: Browser, newsroom: LiveServ
     assert {"/v1/ask", "/v1/chat/completions", "/v1/articles", "/healthz"} <= {p.strip() for p in paths}
     assert outside == [] and violations == []
     context.close()
+
+
+def test_demo_page_is_styled_suggests_from_the_newest_articles_and_attributes(
+    browser: Browser, newsroom: LiveService
+) -> None:
+    wikinews = build_article(
+        {
+            "id": "wikinews-demo",
+            "title": "Lighthouse keepers return to Skerry Point",
+            "url": "https://en.wikinews.org/wiki/Lighthouse_keepers_return_to_Skerry_Point",
+            "published_at": "2019-03-02",
+            "source": "Wikinews",
+            "body": "Two lighthouse keepers returned to Skerry Point on Saturday after the lamp was automated in 1990.",
+        },
+        origin="test",
+        fallback_id=None,
+    )
+    assert not newsroom.service.ingest([wikinews]).failed
+    try:
+        page, watch = open_page(browser, newsroom.base + "/", viewport={"width": 1280, "height": 900})
+        # Styled by its own stylesheet under the strict CSP: not the browser's default serif at 16px.
+        body_font = page.evaluate("() => getComputedStyle(document.body).fontSize")
+        assert body_font == "17px"
+        assert page.evaluate("() => getComputedStyle(document.querySelector('.masthead')).borderBottomStyle") == "double"
+
+        # Suggestions come from the newest articles (newest first), not only the seed questions.
+        buttons = page.locator("#suggestions button")
+        expect(buttons.first).to_contain_text("Harbour bridge reopens after two years of repairs")
+        assert buttons.count() == 4
+        expect(page.locator("#suggestions-note")).to_contain_text("of the 6 articles loaded")
+        question = buttons.first.inner_text()
+        buttons.first.click()
+        bubble = finished(page, 0)
+        assert watch.asks[-1]["question"] == question
+        expect(bubble.locator("button.cite-btn").first).to_be_visible()
+
+        # A licensed corpus in the store is credited.
+        attribution = page.locator("#attribution")
+        expect(attribution).to_contain_text("Wikinews contributors")
+        expect(attribution.locator("a")).to_have_attribute("href", "https://creativecommons.org/licenses/by/2.5/")
+        assert "Wikipedia" not in attribution.inner_text()
+        assert csp_violations(watch) == [] and watch.errors == []
+        page.context.close()
+    finally:
+        newsroom.service.delete_article("wikinews-demo")

@@ -56,6 +56,18 @@ async def demo_page() -> FileResponse:
     )
 
 
+@router.get("/demo.css")
+async def demo_styles() -> FileResponse:
+    """The demo page's stylesheet (a file: the page's CSP allows no inline styles)."""
+    return _file("demo.css", "text/css; charset=utf-8", {"Cross-Origin-Resource-Policy": "same-origin"})
+
+
+@router.get("/demo.js")
+async def demo_script() -> FileResponse:
+    """The demo page's suggestions and attribution, from the articles loaded."""
+    return _file("demo.js", "text/javascript; charset=utf-8", {"Cross-Origin-Resource-Policy": "same-origin"})
+
+
 @router.get("/widget.js")
 async def widget_script() -> FileResponse:
     """The widget: any site may load it with a script tag, so it is a cross-origin resource on purpose."""

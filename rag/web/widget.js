@@ -952,7 +952,17 @@ svg { width: 22px; height: 22px; fill: currentColor; flex: none; }
     if (document.querySelector(TAG)) return;
     const host = document.createElement(TAG);
     document.body.append(host);
-    new Widget(host); // eslint-disable-line no-new
+    const widget = new Widget(host);
+    // A page may put a question to the widget (the demo page's suggestions do):
+    //   document.dispatchEvent(new CustomEvent("rag-news-widget:ask", { detail: { question: "..." } }))
+    document.addEventListener(`${TAG}:ask`, (e) => {
+      const question = e && e.detail && typeof e.detail.question === "string" ? e.detail.question.slice(0, MAX_QUESTION_CHARS) : "";
+      if (!question.trim()) return;
+      if (!widget.isOpen()) widget.open();
+      widget.input.value = question;
+      widget.updateCount();
+      widget.submit();
+    });
   }
 
   if (document.body) start();
