@@ -281,7 +281,7 @@ class AnswerEngine:
         parsed = await asyncio.to_thread(parse_llm_answer, raw, sources, self.embedder)
         why = None
         if not parsed.text:
-            if not sources or not any(s.score >= self.min_relevance for s in sources):
+            if not sources or not any(s.similarity >= self.min_relevance for s in sources):
                 why = "no passage is relevant enough to the question"
             elif NOT_IN_ARTICLES in raw:
                 why = "the model found no answer in the passages"

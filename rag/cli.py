@@ -144,7 +144,7 @@ def search(
     for rank, p in enumerate(passages, start=1):
         date = p.published_at.isoformat() if p.published_at else "undated"
         out.print(
-            f"[bold]{rank}. {escape(p.title)}[/bold]  {date}  score {p.score:.4f} (cosine {p.dense_score})  "
+            f"[bold]{rank}. {escape(p.title)}[/bold]  {date}  rank score {p.rank_score:.4f} (cosine {p.dense_score})  "
             f"[dim]{p.article_id} [{p.start}:{p.end}][/dim]"
         )
         out.print(f"   {p.text}\n", markup=False)

@@ -278,6 +278,20 @@ def test_ask_returns_a_cited_answer(client: TestClient) -> None:
     assert len(answer["sources"]) <= 3
 
 
+def test_sources_carry_a_similarity_and_passages_a_rank_score(client: TestClient, newsroom: RagService) -> None:
+    """Two different numbers under two names: cosine similarity on sources, the fused rank score on passages."""
+    answer = client.post("/v1/ask", json={"question": BRIDGE_QUESTION}, headers=AUTH).json()
+    passages = {p.chunk_id: p for p in newsroom.search(BRIDGE_QUESTION)}
+    for source in answer["sources"]:
+        assert "score" not in source and -1.0 <= source["similarity"] <= 1.0
+    top = newsroom.search(BRIDGE_QUESTION)[0]
+    assert answer["sources"][0]["similarity"] == top.dense_score != top.rank_score
+    assert all(p.rank_score > 0 for p in passages.values())
+    schema = client.get("/openapi.json").json()["components"]["schemas"]
+    assert "Cosine similarity" in schema["Source"]["properties"]["similarity"]["description"]
+    assert "score" not in schema["Source"]["properties"]
+
+
 def test_ask_with_history_filters_and_abstention(client: TestClient) -> None:
     history = [{"role": "user", "content": "Tell me about the harbour bridge."}, {"role": "assistant", "content": "ok"}]
     r = client.post(

@@ -86,7 +86,7 @@ def test_search_prints_ranked_passages_with_title_date_score_and_span(rag_cli: t
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
     assert lines[0].startswith("1. Russia has welcomes India’s")
-    assert "2022-02-24" in lines[0] and "score 0.0" in lines[0] and f"{SEED_ID} [0:" in lines[0]
+    assert "2022-02-24" in lines[0] and "rank score 0.0" in lines[0] and f"{SEED_ID} [0:" in lines[0]
     assert "We welcome the independent position India has taken in the UN Security Council twice already [and]" in (
         result.stdout
     )  # the article's own brackets print as they are
@@ -101,7 +101,7 @@ def test_search_json(rag_cli: tuple[CliRunner, Path], tmp_path: Path) -> None:
     passages = json.loads(result.stdout)
     assert len(passages) == 5
     assert passages[0]["article_id"] == SEED_ID and passages[0]["published_at"] == "2022-02-24"
-    assert {"chunk_id", "title", "start", "end", "text", "score", "dense_score"} <= set(passages[0])
+    assert {"chunk_id", "title", "start", "end", "text", "rank_score", "dense_score"} <= set(passages[0])
 
     since = json.loads(run(rag_cli, "search", "news", "--json", "-k", "20", "--since", "2023-01-01").stdout)
     assert {p["article_id"] for p in since} == {"harbour-bridge"}

@@ -135,7 +135,7 @@ def _item(answerable: bool = True, tags: tuple[str, ...] = ("fact",), question: 
 
 def _answer(cited: list[tuple[int, int]], sources: list[tuple[int, int]], abstained: bool = False) -> Answer:
     srcs = [
-        Source(number=n, article_id="art", title="T", start=s, end=e, text=ARTICLE[s:e], score=0.5)
+        Source(number=n, article_id="art", title="T", start=s, end=e, text=ARTICLE[s:e], similarity=0.5)
         for n, (s, e) in enumerate(sources, start=1)
     ]
     cites = [Citation(number=1, article_id="art", title="T", quote=ARTICLE[s:e], start=s, end=e) for s, e in cited]

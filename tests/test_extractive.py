@@ -20,7 +20,7 @@ def passage(i: int) -> Passage:
         f"Engineers said bridge {i} had cost {i + 3} million euros. Traffic resumed at noon."
     )
     return Passage(chunk_id=f"a{i}:h:0", article_id=f"a{i}", title=f"Bridge {i}", start=0, end=len(text), text=text,
-                   score=1.0)  # fmt: skip
+                   rank_score=1.0)  # fmt: skip
 
 
 def test_answers_from_many_threads_share_the_sentence_cache(embedder: OnnxMiniLM) -> None:

@@ -503,7 +503,7 @@ SCRIPTED_SOURCE: dict[str, Any] = {
     "start": 100,
     "end": 180,
     "text": "It opened on Wednesday. The repairs took two years and cost 48 million euros. Buses return Monday.",
-    "score": 0.7,
+    "similarity": 0.7,
 }
 SCRIPTED_CITATION: dict[str, Any] = {
     **{k: SCRIPTED_SOURCE[k] for k in ("number", "article_id", "title", "url", "published_at")},
@@ -696,7 +696,8 @@ def test_demo_page_is_styled_suggests_from_the_newest_articles_and_attributes(
         # Styled by its own stylesheet under the strict CSP: not the browser's default serif at 16px.
         body_font = page.evaluate("() => getComputedStyle(document.body).fontSize")
         assert body_font == "17px"
-        assert page.evaluate("() => getComputedStyle(document.querySelector('.masthead')).borderBottomStyle") == "double"
+        masthead = "() => getComputedStyle(document.querySelector('.masthead')).borderBottomStyle"
+        assert page.evaluate(masthead) == "double"
 
         # Suggestions come from the newest articles (newest first), not only the seed questions.
         buttons = page.locator("#suggestions button")
