@@ -57,7 +57,7 @@ def make_chat_model(settings: Settings) -> BaseChatModel:
     return ChatOpenAI(
         model=settings.llm_model,
         base_url=settings.llm_base_url,
-        api_key=settings.resolved_llm_key() or "not-needed",  # type: ignore[arg-type]
+        api_key=settings.resolved_llm_key() or "not-needed",
         timeout=settings.llm_timeout,
         max_retries=settings.llm_max_retries,
         max_completion_tokens=settings.llm_max_tokens,
