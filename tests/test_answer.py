@@ -7,11 +7,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conftest import make_settings
 from langchain_core.language_models.fake_chat_models import FakeListChatModel
 
 from rag.answer import DeltaEvent, DoneEvent, SourcesEvent, parse_llm_answer, render_passages
 from rag.citations import ABSTAIN_TEXT, build_sources
-from rag.config import Settings
 from rag.embeddings import OnnxMiniLM
 from rag.models import Answer, ChatTurn, Passage
 from rag.service import RagService
@@ -20,9 +20,9 @@ SEEDS = Path(__file__).resolve().parent.parent / "seeds"
 
 
 @pytest.fixture(scope="module")
-def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RagService]:
-    settings = Settings(data_dir=tmp_path_factory.mktemp("answer"))
-    with RagService.open(settings, embedder=OnnxMiniLM()) as svc:
+def service(tmp_path_factory: pytest.TempPathFactory, embedder: OnnxMiniLM) -> Iterator[RagService]:
+    settings = make_settings(tmp_path_factory.mktemp("answer"))
+    with RagService.open(settings, embedder=embedder) as svc:
         report = svc.ingest_paths([SEEDS])
         assert not report.failed
         yield svc
