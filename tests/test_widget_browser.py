@@ -13,9 +13,7 @@ import datetime as dt
 import json
 import os
 import shutil
-import socket
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -24,10 +22,10 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-import uvicorn
 from conftest import NEWS, SEED_FILE, SEED_ID, make_settings
 from langchain_core.language_models.fake_chat_models import FakeListChatModel
 from playwright.sync_api import Browser, ConsoleMessage, Page, Request, Route, expect, sync_playwright
+from servers import LiveServer
 
 from rag.config import Settings
 from rag.documents import build_article
@@ -93,44 +91,25 @@ def hostile_article() -> Article:
 # --- live servers ---
 
 
-def bound_socket() -> socket.socket:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    return sock
-
-
 @dataclass
 class LiveService:
-    """A RagService behind a live uvicorn on 127.0.0.1, run in a thread."""
+    """A RagService behind a live uvicorn on 127.0.0.1 (tests/servers.py), run in a thread."""
 
     service: RagService
-    base: str
-    server: uvicorn.Server
-    thread: threading.Thread
+    server: LiveServer
+
+    @property
+    def base(self) -> str:
+        return self.server.base
 
     @classmethod
     def start(cls, service: RagService, settings: Settings) -> LiveService:
         from rag.api.app import create_app
 
-        sock = bound_socket()
-        port = sock.getsockname()[1]
-        config = uvicorn.Config(
-            create_app(settings=settings, service=service), log_level="warning", lifespan="on", access_log=False
-        )
-        server = uvicorn.Server(config)
-        thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-        thread.start()
-        deadline = time.monotonic() + 30
-        while not server.started:
-            if not thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("uvicorn did not start")
-            time.sleep(0.02)
-        return cls(service, f"http://127.0.0.1:{port}", server, thread)
+        return cls(service, LiveServer.start(create_app(settings=settings, service=service)))
 
     def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=15)
+        self.server.stop()
 
 
 class _HostPage(BaseHTTPRequestHandler):
