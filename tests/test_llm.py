@@ -84,11 +84,6 @@ def scripted_server() -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def embedder() -> OnnxMiniLM:
-    return OnnxMiniLM()
-
-
-@pytest.fixture(scope="module")
 def data_dir(tmp_path_factory: pytest.TempPathFactory, embedder: OnnxMiniLM) -> Path:
     path = tmp_path_factory.mktemp("llm")
     with RagService.open(make_settings(path), embedder=embedder) as svc:
