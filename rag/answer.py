@@ -266,7 +266,7 @@ class AnswerEngine:
         intent = asked.intent
         if intent.kind != "window" or intent.start is None:
             return None
-        relevant = [s.published_at for s in sources if s.published_at and s.score >= self.min_relevance]
+        relevant = [s.published_at for s in sources if s.published_at and s.similarity >= self.min_relevance]
         newest = max(relevant, default=None)
         on_topic = f" The newest article I have on this is from {format_date(newest)}." if newest else ""
         if intent.future:
@@ -283,7 +283,7 @@ class AnswerEngine:
         chain = make_answer_chain(retriever, load_prompt("answer"), self.chat_model(), self.is_relevant)
         sources: list[Source] = []
         raw_parts: list[str] = []
-        shown = 0
+        shown = ""
         timings = asked.timings
         t0 = time.perf_counter()
         try:
@@ -297,14 +297,16 @@ class AnswerEngine:
                         break  # the archive does not reach the period asked about: no model call
                 if chunk.get("raw"):
                     raw_parts.append(chunk["raw"])
-                    # Hold text back while it could still be the start of the refusal sentinel, which is
-                    # never shown: the answer is then the abstention.
-                    so_far = "".join(raw_parts).lstrip()
-                    if NOT_IN_ARTICLES.startswith(so_far) or so_far.startswith(NOT_IN_ARTICLES):
+                    # The refusal sentinel never leaves the service, wherever the model writes it: an answer
+                    # that opens with it shows nothing (it becomes the abstention), and elsewhere it is cut out,
+                    # with any tail that could still grow into it held back until the next chunk decides.
+                    so_far = "".join(raw_parts)
+                    if NOT_IN_ARTICLES.startswith(so_far.lstrip()) or so_far.lstrip().startswith(NOT_IN_ARTICLES):
                         continue
-                    pending = "".join(raw_parts[shown:])
-                    shown = len(raw_parts)
-                    yield DeltaEvent(text=pending)
+                    visible = _without_sentinel(so_far)
+                    if len(visible) > len(shown) and visible.startswith(shown):
+                        yield DeltaEvent(text=visible[len(shown) :])
+                        shown = visible
         except RagError:
             raise
         except Exception as exc:
@@ -324,7 +326,7 @@ class AnswerEngine:
         if why is None:
             parsed = await asyncio.to_thread(parse_llm_answer, raw, sources, self.embedder)
         if not parsed.text and why is None:
-            if not sources or not any(s.score >= self.min_relevance for s in sources):
+            if not sources or not any(s.similarity >= self.min_relevance for s in sources):
                 why = "no passage is relevant enough to the question"
             elif NOT_IN_ARTICLES in raw:
                 why = "the model found no answer in the passages"
@@ -385,3 +387,13 @@ class AnswerEngine:
 
 def _ms(t0: float) -> float:
     return round((time.perf_counter() - t0) * 1000, 2)
+
+
+def _without_sentinel(text: str) -> str:
+    """`text` without the refusal sentinel, and without a tail that may be its start (held back, not shown)."""
+    while NOT_IN_ARTICLES in text:
+        text = text.replace(NOT_IN_ARTICLES, "")
+    for cut in range(min(len(NOT_IN_ARTICLES) - 1, len(text)), 0, -1):
+        if NOT_IN_ARTICLES.startswith(text[-cut:]):
+            return text[:-cut]
+    return text

@@ -57,7 +57,8 @@ def build_sources(passages: Sequence[Passage]) -> list[Source]:
             start=p.start,
             end=p.end,
             text=p.text,
-            score=p.dense_score if p.dense_score is not None else p.score,
+            # Never the rank score in its place: the two are different numbers (unknown closeness counts as none).
+            similarity=p.dense_score if p.dense_score is not None else 0.0,
         )
         for i, p in enumerate(passages, start=1)
     ]

@@ -22,6 +22,7 @@ from rag.errors import (
     InvalidRequestError,
     NotFoundError,
     RagError,
+    StoreError,
     StoreLockedError,
     UpstreamError,
 )
@@ -36,8 +37,29 @@ app.add_typer(articles_app, name="articles")
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False)
 
-# Exit codes: 1 some input failed, 2 usage, 3 not found, 4 store busy, 5 upstream, 6 config.
-_EXIT = {NotFoundError: 3, StoreLockedError: 4, UpstreamError: 5, ConfigError: 6, InvalidRequestError: 2}
+# Exit codes, as the README's table says: 1 some input failed, 2 usage or bad request, 3 not found, 4 the data
+# directory is in use, 5 the LLM failed, 6 configuration, 7 the store failed. Subclasses before their parents.
+_EXIT = {
+    NotFoundError: 3,
+    StoreLockedError: 4,
+    StoreError: 7,
+    UpstreamError: 5,
+    ConfigError: 6,
+    InvalidRequestError: 2,
+}
+_QUOTE_MARKS = "\"'“”‘’«»"
+
+
+def exit_code(exc: RagError) -> int:
+    """The exit code of an error (1 for any other failure)."""
+    return next((c for t, c in _EXIT.items() if isinstance(exc, t)), 1)
+
+
+def quoted(text: str) -> str:
+    """A quote in quotation marks, unless it already opens or closes with one of its own (no doubled marks)."""
+    if text[:1] in _QUOTE_MARKS or text[-1:] in _QUOTE_MARKS:
+        return text
+    return f"“{text}”"
 
 
 @contextmanager
@@ -47,10 +69,9 @@ def _service(settings: Settings | None = None) -> Iterator[Any]:
     try:
         with RagService.open(settings or Settings()) as service:
             yield service
-    except RagError as exc:
+    except RagError as exc:  # raised by opening the store or by the command's body: one mapping for all
         err.print(f"[red]error:[/red] {escape(str(exc))}")
-        code = next((c for t, c in _EXIT.items() if isinstance(exc, t)), 1)
-        raise typer.Exit(code) from None
+        raise typer.Exit(exit_code(exc)) from None
 
 
 def _filters(since: str | None, until: str | None, source: str | None = None) -> Filters:
@@ -128,11 +149,7 @@ def search(
     """Print the passages that best match a query, best first."""
     day = _as_of(as_of)
     with _service() as service:
-        try:
-            passages = service.search(query, k, _filters(since, until, source), as_of=day)
-        except RagError as exc:
-            err.print(f"[red]error:[/red] {escape(str(exc))}")
-            raise typer.Exit(2) from None
+        passages = service.search(query, k, _filters(since, until, source), as_of=day)
     if as_json:
         out.print_json(json.dumps([p.model_dump(mode="json") for p in passages]))
         return
@@ -141,7 +158,7 @@ def search(
     for rank, p in enumerate(passages, start=1):
         date = p.published_at.isoformat() if p.published_at else "undated"
         out.print(
-            f"[bold]{rank}. {escape(p.title)}[/bold]  {date}  score {p.score:.4f} (cosine {p.dense_score})  "
+            f"[bold]{rank}. {escape(p.title)}[/bold]  {date}  rank score {p.rank_score:.4f} (cosine {p.dense_score})  "
             f"[dim]{p.article_id} [{p.start}:{p.end}][/dim]"
         )
         out.print(f"   {p.text}\n", markup=False)
@@ -160,11 +177,13 @@ def ask(
     """Answer a question from the articles, with numbered citations (or say the articles do not answer it)."""
     day = _as_of(as_of)
     with _service() as service:
-        try:
-            answer = service.ask(question, filters=_filters(since, until), mode=mode, k=k, as_of=day)
-        except (InvalidRequestError, UpstreamError) as exc:
-            err.print(f"[red]error:[/red] {escape(str(exc))}")
-            raise typer.Exit(5 if isinstance(exc, UpstreamError) else 2) from None
+        if (mode or service.settings.answer_mode) == "llm" and service.engine.chat_model is None:
+            # A request for LLM mode is a bad request over HTTP, but on the command line it is this machine's
+            # configuration that is missing.
+            raise ConfigError(
+                "LLM mode is not configured: set RAG_LLM_BASE_URL or an API key, or use --mode extractive"
+            )
+        answer = service.ask(question, filters=_filters(since, until), mode=mode, k=k, as_of=day)
     if as_json:
         out.print_json(answer.model_dump_json())
         return
@@ -183,7 +202,7 @@ def ask(
         for c in answer.citations:
             date = c.published_at.isoformat() if c.published_at else "undated"
             out.print(f"[{c.number}] {c.title} ({date}) {c.url or c.article_id} [{c.start}:{c.end}]", markup=False)
-            out.print(f"    “{c.quote}”", markup=False)
+            out.print(f"    {quoted(c.quote)}", markup=False)
     elif answer.sources:
         out.print("\n[bold]Closest sources[/bold]")
         for s in answer.sources[:3]:
@@ -211,11 +230,7 @@ def articles_list(as_json: AsJson = False) -> None:
 def articles_show(article_id: str, as_json: AsJson = False) -> None:
     """Print one article with its metadata."""
     with _service() as service:
-        try:
-            record = service.get_article(article_id)
-        except NotFoundError as exc:
-            err.print(f"[red]error:[/red] {escape(str(exc))}")
-            raise typer.Exit(3) from None
+        record = service.get_article(article_id)
     if as_json:
         out.print_json(json.dumps(dataclasses.asdict(record), default=str))
         return
@@ -228,11 +243,7 @@ def articles_show(article_id: str, as_json: AsJson = False) -> None:
 def articles_delete(article_id: str) -> None:
     """Delete an article and all its chunks."""
     with _service() as service:
-        try:
-            service.delete_article(article_id)
-        except NotFoundError as exc:
-            err.print(f"[red]error:[/red] {escape(str(exc))}")
-            raise typer.Exit(3) from None
+        service.delete_article(article_id)
     out.print(f"deleted {article_id}")
 
 

@@ -101,6 +101,9 @@ class Settings(BaseSettings):
     keep_alive_timeout: int = Field(
         5, description="`rag serve`: seconds an idle kept-alive connection stays open between requests."
     )
+    upload_job_articles: int = Field(
+        50, description="POST /v1/articles with more articles than this runs as a job (202 and a job URL)."
+    )
 
     @field_validator("api_keys", "widget_origins", mode="before")
     @classmethod

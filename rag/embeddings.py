@@ -118,7 +118,7 @@ class OpenAIEmbedder:
         self.name = f"openai-{settings.embedding_model}"
         self._client = OpenAIEmbeddings(  # type: ignore[call-arg]
             model=settings.embedding_model,
-            api_key=key or "not-needed",  # type: ignore[arg-type]
+            api_key=key or "not-needed",
             base_url=settings.llm_base_url,
             timeout=settings.llm_timeout,
             max_retries=settings.llm_max_retries,

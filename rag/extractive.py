@@ -24,7 +24,9 @@ from rag.answer_types import QuestionPart, carries, is_question_or_heading, ques
 from rag.chunking import split_sentences
 from rag.citations import Sentence, citation_for, neutralize, source_sentences
 from rag.embeddings import Embedder
+from rag.index import keyword_tokens
 from rag.models import Citation, Source
+from rag.reasons import missing_terms_reason
 from rag.temporal import Intent, annotate_relative, format_date
 from rag.text import content_tokens
 
@@ -180,7 +182,9 @@ class ExtractiveAnswerer:
             picked, score = self._best(part, context, candidates, by_number)
             confidence = min(confidence, score)
             if not picked:
-                return ExtractiveResult("", [], _why_not(part), round(score, 3))
+                missing = _missing_terms(asked, sources)
+                why = missing_terms_reason(asked, missing) if missing else _why_not(part)
+                return ExtractiveResult("", [], why, round(score, 3))
             for sentence in picked:
                 if sentence not in chosen:
                     chosen.append(sentence)
@@ -321,6 +325,22 @@ def _shown(sentence: Sentence, source: Source) -> str:
     tag of the article neutralised, so article text can never pose as a citation."""
     text = source.text[sentence.start - source.start : sentence.end - source.start]
     return neutralize(annotate_relative(text, source.published_at))
+
+
+def _missing_terms(question: str, sources: Sequence[Source]) -> list[str]:
+    """The question's names and numbers that no source mentions (for saying why it abstained)."""
+    present: set[str] = set()
+    for src in sources:
+        present.update(canonical(t) for t in keyword_tokens(f"{src.title} {src.text}"))
+    first = re.match(r"\W*(\w+)", question)
+    wanted = [
+        canonical(t)
+        for word in _SALIENT.findall(question)
+        if not (first and word == first.group(1))
+        for t in keyword_tokens(word)
+        if t not in _QUESTION_WORDS
+    ]
+    return [t for t in dict.fromkeys(wanted) if t not in present]
 
 
 def _why_not(part: QuestionPart) -> str:

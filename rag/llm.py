@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import string
 from functools import lru_cache
+from importlib import resources
 from pathlib import Path
 
 from langchain_core.language_models import BaseChatModel
@@ -16,7 +17,10 @@ from langchain_core.prompts import ChatPromptTemplate
 from rag.config import Settings
 from rag.errors import ConfigError, UpstreamError
 
-PROMPTS_DIR = Path(__file__).resolve().parent.parent / "prompts"
+# Package data (rag/prompts links to the repository's prompts/, and the wheel carries copies), so a non-editable
+# install finds them as well as a checkout does.
+PROMPTS = resources.files("rag") / "prompts"
+PROMPTS_DIR = Path(str(PROMPTS))  # for callers that list the files
 _USER_SPLIT = "=== user ==="
 
 
@@ -28,10 +32,10 @@ def prompt_variables(name: str) -> set[str]:
 
 def prompt_text(name: str) -> str:
     """The raw text of `prompts/<name>.md`."""
-    path = PROMPTS_DIR / f"{name}.md"
-    if not path.is_file():
-        raise ConfigError(f"prompt file missing: {path}")
-    return path.read_text(encoding="utf-8")
+    file = PROMPTS / f"{name}.md"
+    if not file.is_file():
+        raise ConfigError(f"prompt file missing: {file} (is the package installed with its data files?)")
+    return file.read_text(encoding="utf-8")
 
 
 @lru_cache(maxsize=16)
@@ -53,7 +57,7 @@ def make_chat_model(settings: Settings) -> BaseChatModel:
     return ChatOpenAI(
         model=settings.llm_model,
         base_url=settings.llm_base_url,
-        api_key=settings.resolved_llm_key() or "not-needed",  # type: ignore[arg-type]
+        api_key=settings.resolved_llm_key() or "not-needed",
         timeout=settings.llm_timeout,
         max_retries=settings.llm_max_retries,
         max_completion_tokens=settings.llm_max_tokens,

@@ -72,7 +72,11 @@ class Passage(BaseModel):
     start: int
     end: int
     text: str
-    score: float = Field(description="Fused reciprocal-rank score (higher is better).")
+    # Two different numbers, two names: a passage's place in the fused ranking, a source's closeness in meaning.
+    rank_score: float = Field(
+        description="Fused reciprocal-rank score of dense and keyword search: orders passages, higher is better; "
+        "not comparable across questions."
+    )
     dense_score: float | None = Field(None, description="Cosine similarity to the question, when computed.")
     keyword_rank: int | None = None
     dense_rank: int | None = None
@@ -90,7 +94,10 @@ class Source(BaseModel):
     start: int
     end: int
     text: str
-    score: float
+    similarity: float = Field(
+        description="Cosine similarity of the passage to the question (-1..1; below RAG_MIN_RELEVANCE counts as "
+        "not relevant)."
+    )
 
 
 class Citation(BaseModel):

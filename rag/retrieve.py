@@ -135,7 +135,7 @@ class HybridSearcher:
                     start=int(meta["start"]),
                     end=int(meta["end"]),
                     text=text,
-                    score=round(fused[row], 6),
+                    rank_score=round(fused[row], 6),
                     dense_score=round(float(similarity), 4),
                     dense_rank=dense_rank.get(row),
                     keyword_rank=keyword_rank.get(row),

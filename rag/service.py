@@ -40,6 +40,7 @@ class RagService:
         self.store = store
         self._index_dir: Path | None = settings.data_dir / "index" if store.is_local else None
         self._write_lock = threading.RLock()
+        self._refresh_lock = threading.Lock()
         self._checked_at = 0.0
         self._loop: asyncio.AbstractEventLoop | None = None
         self.index = self._load_index()
@@ -114,11 +115,15 @@ class RagService:
         """The index, refreshed when another replica has written to a shared Chroma server."""
         if self.store.is_local:
             return self.index  # we hold the directory's lock: nobody else writes
-        now = time.monotonic()
-        if now - self._checked_at >= self.settings.index_refresh_seconds:
-            self._checked_at = now
-            if self.store.generation() != self.index.generation:
-                with self._write_lock:
+        stale = False
+        with self._refresh_lock:  # one check at a time; never held while waiting for the write lock
+            if time.monotonic() - self._checked_at >= self.settings.index_refresh_seconds:
+                stale = self.store.generation() != self.index.generation
+                self._checked_at = time.monotonic()  # after the check: a store that failed it is asked again
+        if stale:
+            with self._write_lock:
+                # Threads that found the index stale together queue here; only the first one rebuilds it.
+                if self.store.generation() != self.index.generation:
                     self.index = self._load_index()
         return self.index
 

@@ -17,22 +17,42 @@ from __future__ import annotations
 
 import datetime as dt
 import fcntl
+import functools
 import os
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar
 from urllib.parse import urlparse
 
 import numpy as np
 
 from rag.config import Settings
-from rag.errors import ConfigError, NotFoundError, StoreError, StoreLockedError
+from rag.errors import ConfigError, NotFoundError, RagError, StoreError, StoreLockedError
 from rag.models import Article, Chunk
 
 _PAGE = 2000
 _NO_DAY = -1
+P = ParamSpec("P")
+R = TypeVar("R")
+S = TypeVar("S")
+
+
+def _reads(method: Callable[Concatenate[S, P], R]) -> Callable[Concatenate[S, P], R]:
+    """A read whose Chroma failure (server gone, disk error) raises StoreError: the API answers 503 and the
+    next request tries again, so the service heals by itself when the store is back."""
+
+    @functools.wraps(method)
+    def wrapper(self: S, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return method(self, *args, **kwargs)
+        except RagError:
+            raise
+        except Exception as exc:  # chromadb and httpx raise assorted types; report them as one store failure
+            raise StoreError(f"reading from Chroma failed: {exc}") from exc
+
+    return wrapper
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +156,7 @@ class ChromaStore:
 
     # --- generation: changes on every write, so other processes know their index is stale ---
 
+    @_reads
     def generation(self) -> str:
         """The token of the last write ('' for a store never written)."""
         got = self.meta.get(ids=["generation"], include=["metadatas"])
@@ -150,6 +171,7 @@ class ChromaStore:
 
     # --- articles ---
 
+    @_reads
     def live_hashes(self, ids: Sequence[str] | None = None) -> dict[str, str]:
         """Article id -> content hash of its live version (all articles when `ids` is None)."""
         out: dict[str, str] = {}
@@ -222,6 +244,7 @@ class ChromaStore:
             where = {"$and": [where, {"content_hash": {"$ne": live_hash}}]}
         self.chunks.delete(where=where)
 
+    @_reads
     def delete_article(self, article_id: str) -> str:
         """Remove an article and all its chunks; returns the new generation."""
         if not self.articles.get(ids=[article_id], include=[])["ids"]:
@@ -234,6 +257,7 @@ class ChromaStore:
         except Exception as exc:  # chromadb raises assorted types; report them as one store failure
             raise StoreError(f"deleting from Chroma failed: {exc}") from exc
 
+    @_reads
     def get_article(self, article_id: str, *, with_text: bool = True) -> ArticleRecord:
         """One article record, with its text."""
         include = ["metadatas", "documents"] if with_text else ["metadatas"]
@@ -243,11 +267,13 @@ class ChromaStore:
         text = (got["documents"] or [None])[0] if with_text else None
         return _record(article_id, (got["metadatas"] or [{}])[0], text)
 
+    @_reads
     def get_texts(self, article_ids: Sequence[str]) -> dict[str, str]:
         """Canonical texts of these articles (those that exist)."""
         got = self.articles.get(ids=list(dict.fromkeys(article_ids)), include=["documents"])
         return dict(zip(got["ids"], got["documents"] or [], strict=True))
 
+    @_reads
     def list_articles(self) -> list[ArticleRecord]:
         """Every article record (metadata only), newest first."""
         records = [
@@ -258,12 +284,14 @@ class ChromaStore:
         records.sort(key=lambda r: (r.published_at or dt.date.min, r.id), reverse=True)
         return records
 
+    @_reads
     def count_articles(self) -> int:
         """Number of articles."""
         return int(self.articles.count())
 
     # --- chunks ---
 
+    @_reads
     def get_chunks(self, ids: Sequence[str]) -> dict[str, tuple[str, dict[str, Any]]]:
         """Chunk id -> (text, metadata) for the ids that exist."""
         got = self.chunks.get(ids=list(ids), include=["documents", "metadatas"])
@@ -272,6 +300,7 @@ class ChromaStore:
             for cid, doc, meta in zip(got["ids"], got["documents"] or [], got["metadatas"] or [], strict=True)
         }
 
+    @_reads
     def dense_query(self, vector: np.ndarray, n: int) -> list[tuple[str, float]]:
         """Nearest chunks by cosine: (chunk id, similarity), best first."""
         if n <= 0:
@@ -304,7 +333,10 @@ class ChromaStore:
     def _pages(collection: Any, include: list[str]) -> Iterator[dict[str, Any]]:
         offset = 0
         while True:
-            page = collection.get(limit=_PAGE, offset=offset, include=include)
+            try:
+                page = collection.get(limit=_PAGE, offset=offset, include=include)
+            except Exception as exc:  # as in `_reads`: a generator cannot be wrapped from outside
+                raise StoreError(f"reading from Chroma failed: {exc}") from exc
             if not page["ids"]:
                 return
             yield page

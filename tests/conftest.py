@@ -14,6 +14,9 @@ from rag.config import Settings
 from rag.embeddings import OnnxMiniLM
 from rag.service import RagService
 
+# The API test modules' shared fixtures (services, clients) live beside their helpers.
+pytest_plugins = ["api_support"]
+
 REPO = Path(__file__).resolve().parent.parent
 SEEDS = REPO / "seeds"
 SEED_FILE = SEEDS / "000_b8a56a9e591fffd2.txt"

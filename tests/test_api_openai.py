@@ -8,9 +8,10 @@ from typing import Any
 
 import openai
 import pytest
+from api_support import BRIDGE_ANSWER, BRIDGE_QUESTION, KEY, FailingModel, _request, api_settings
 from conftest import NEWS, SEED_FILE, SEED_ID, SEED_QUESTION, make_settings
 from langchain_core.language_models.fake_chat_models import FakeListChatModel
-from test_api import BRIDGE_ANSWER, BRIDGE_QUESTION, KEY, FailingModel, LiveServer, _request, api_settings
+from servers import LiveServer
 
 from rag.api.app import create_app
 from rag.documents import build_article

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 import schemathesis
+from api_support import BRIDGE_ANSWER, KEY, api_settings
 from conftest import SEED_FILE, make_settings
 from hypothesis import HealthCheck, given, settings
 from hypothesis.errors import Unsatisfiable
@@ -23,7 +24,6 @@ from langchain_core.language_models.fake_chat_models import FakeListChatModel
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance, status_code_conformance
-from test_api import BRIDGE_ANSWER, KEY, api_settings
 
 from rag.api.app import create_app
 from rag.embeddings import OnnxMiniLM

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import shutil
-import socket
-import subprocess
-import sys
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -13,60 +10,25 @@ from pathlib import Path
 from typing import Any
 
 import chromadb.api.types
-import httpx
 import pytest
 from chromadb.utils.embedding_functions.onnx_mini_lm_l6_v2 import ONNXMiniLM_L6_V2
 from conftest import NEWS, SEED_ID, SEED_QUESTION, SEEDS, OpenService, make_settings, write_jsonl
+from fastapi.testclient import TestClient
+from servers import ChromaServer
 
+from rag.api.app import create_app
 from rag.config import Settings
 from rag.errors import NotFoundError
 from rag.models import Filters
 from rag.service import RagService
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def chroma_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real Chroma server on 127.0.0.1 at a free port, for this module."""
-    folder = tmp_path_factory.mktemp("chroma-server")
-    chroma = shutil.which("chroma") or str(Path(sys.executable).with_name("chroma"))
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    log = (folder / "server.log").open("wb")
-    process = subprocess.Popen(
-        [chroma, "run", "--host", "127.0.0.1", "--port", str(port), "--path", str(folder / "db")],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if process.poll() is not None:
-                pytest.fail(
-                    f"chroma run exited with {process.returncode}: {(folder / 'server.log').read_text()[-2000:]}"
-                )
-            try:
-                if httpx.get(f"{url}/api/v2/heartbeat", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail("chroma run did not answer its heartbeat within 60 s")
-            time.sleep(0.1)
-        yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()
+    server = ChromaServer(tmp_path_factory.mktemp("chroma-server")).start()
+    yield server.url
+    server.stop()
 
 
 @pytest.fixture
@@ -208,3 +170,72 @@ def test_chromas_default_embedding_function_is_never_called_against_a_server(
     service.ingest_paths([write_jsonl(tmp_path / "news.jsonl", NEWS[:2])])
     assert service.search("Quistgaard")[0].article_id == "harbour-bridge"
     service.delete_article("harbour-bridge")
+
+
+def test_a_chroma_outage_after_start_up_is_a_503_and_heals_by_itself(open_service: OpenService, tmp_path: Path) -> None:
+    """A server of its own, killed (SIGKILL) and restarted while the API keeps running."""
+    (tmp_path / "own-chroma").mkdir()
+    chroma = ChromaServer(tmp_path / "own-chroma").start()
+    try:
+        service = open_service(make_settings(tmp_path / "data", chroma_url=chroma.url, index_refresh_seconds=0))
+        service.ingest_paths([write_jsonl(tmp_path / "news.jsonl", NEWS)])
+        api = make_settings(tmp_path / "unused", api_keys=["k-1"], rate_limit_per_minute=0)
+        client = TestClient(create_app(api, service), raise_server_exceptions=False)
+        auth = {"X-API-Key": "k-1"}
+        ask = {"question": "How much did the harbour bridge repairs cost?"}
+        assert client.post("/v1/ask", json=ask, headers=auth).json()["citations"]
+
+        chroma.kill()
+        for response in (
+            client.post("/v1/ask", json=ask, headers=auth),
+            client.get("/v1/articles", headers=auth),
+            client.get("/v1/articles/harbour-bridge", headers=auth),
+            client.delete("/v1/articles/harbour-bridge", headers=auth),
+        ):
+            assert response.status_code == 503, response.text
+            assert response.json()["error"]["code"] == "store_error"
+            assert int(response.headers["retry-after"]) >= 1
+        stream = client.post("/v1/ask/stream", json=ask, headers=auth)
+        assert "event: error" in stream.text and "store_error" in stream.text
+        assert client.get("/readyz").status_code == 503
+
+        chroma.start()  # same port, same data: nothing restarts on our side
+        answer = client.post("/v1/ask", json=ask, headers=auth)
+        assert answer.status_code == 200 and "48 million euros" in answer.json()["citations"][0]["quote"]
+        assert client.get("/readyz").status_code == 200
+        assert len(client.get("/v1/articles", headers=auth).json()["items"]) == len(NEWS)
+    finally:
+        chroma.stop()
+
+
+def test_concurrent_searches_on_a_stale_replica_rebuild_its_index_once(
+    open_service: OpenService, server_settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    writer = open_service(server_settings)
+    reader = open_service(server_settings)
+    reader.search("anything")
+    writer.ingest_paths([write_jsonl(tmp_path / "news.jsonl", NEWS)])
+
+    rebuilds: list[float] = []
+    load_index = reader._load_index
+
+    def slow_load() -> Any:
+        rebuilds.append(time.monotonic())
+        time.sleep(0.3)  # a large index takes seconds: wide enough for every thread to find it stale
+        return load_index()
+
+    monkeypatch.setattr(reader, "_load_index", slow_load)
+    barrier = threading.Barrier(4)
+    found: list[str] = []
+
+    def search() -> None:
+        barrier.wait()
+        found.append(reader.search("Quistgaard")[0].article_id)
+
+    threads = [threading.Thread(target=search) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert found == ["harbour-bridge"] * 4
+    assert len(rebuilds) == 1, f"{len(rebuilds)} threads each rebuilt the whole index"

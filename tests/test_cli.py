@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -85,7 +86,7 @@ def test_search_prints_ranked_passages_with_title_date_score_and_span(rag_cli: t
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
     assert lines[0].startswith("1. Russia has welcomes India’s")
-    assert "2022-02-24" in lines[0] and "score 0.0" in lines[0] and f"{SEED_ID} [0:" in lines[0]
+    assert "2022-02-24" in lines[0] and "rank score 0.0" in lines[0] and f"{SEED_ID} [0:" in lines[0]
     assert "We welcome the independent position India has taken in the UN Security Council twice already [and]" in (
         result.stdout
     )  # the article's own brackets print as they are
@@ -100,7 +101,7 @@ def test_search_json(rag_cli: tuple[CliRunner, Path], tmp_path: Path) -> None:
     passages = json.loads(result.stdout)
     assert len(passages) == 5
     assert passages[0]["article_id"] == SEED_ID and passages[0]["published_at"] == "2022-02-24"
-    assert {"chunk_id", "title", "start", "end", "text", "score", "dense_score"} <= set(passages[0])
+    assert {"chunk_id", "title", "start", "end", "text", "rank_score", "dense_score"} <= set(passages[0])
 
     since = json.loads(run(rag_cli, "search", "news", "--json", "-k", "20", "--since", "2023-01-01").stdout)
     assert {p["article_id"] for p in since} == {"harbour-bridge"}
@@ -187,3 +188,50 @@ def test_a_second_process_is_refused_at_once_with_a_clear_message(open_service: 
     message = flat(done.stderr)
     assert f"the data directory {holder.settings.data_dir} is in use by pid {os.getpid()}" in message
     assert "Traceback" not in done.stderr and done.stdout == ""
+
+
+def readme_exit_codes() -> dict[str, int]:
+    """The README's exit-code table: the first words of each meaning -> code."""
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    rows = re.findall(r"^\| (\d) \| ([^|(]+)", readme, re.M)
+    return {meaning.strip(): int(code) for code, meaning in rows}
+
+
+def test_exit_codes_match_the_readme_table(rag_cli: tuple[CliRunner, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    codes = readme_exit_codes()
+    assert run(rag_cli, "ingest", str(SEEDS)).exit_code == 0
+    cases = {
+        ("ask", SEED_QUESTION, "--mode", "llm"): "configuration",
+        ("search", "sanctions", "-k", "0"): "usage or bad request",
+        ("search", "sanctions", "--since", "2022-13-01"): "usage or bad request",
+        ("ask", "", "--mode", "extractive"): "usage or bad request",
+        ("articles", "show", "no-such-article"): "not found",
+        ("articles", "delete", "no-such-article"): "not found",
+    }
+    for args, meaning in cases.items():
+        result = run(rag_cli, *args)
+        assert result.exit_code == codes[meaning], f"rag {' '.join(args)}: {result.output}"
+        assert "error:" in result.stderr
+
+    monkeypatch.setenv("RAG_LLM_BASE_URL", "http://127.0.0.1:9/v1")  # nothing listens on port 9
+    monkeypatch.setenv("RAG_LLM_MAX_RETRIES", "0")
+    result = run(rag_cli, "ask", SEED_QUESTION, "--mode", "llm")
+    assert result.exit_code == codes["the LLM failed"], result.output
+    monkeypatch.delenv("RAG_LLM_BASE_URL")
+
+    monkeypatch.setenv("RAG_CHROMA_URL", "http://127.0.0.1:9")
+    for args in (("search", "sanctions"), ("ask", SEED_QUESTION), ("articles", "list")):
+        result = run(rag_cli, *args)
+        assert result.exit_code == codes["the article store failed"], result.output
+
+
+def test_ask_quotes_each_passage_once(rag_cli: tuple[CliRunner, Path]) -> None:
+    """A quote that opens with the article's own quotation mark is not wrapped in a second pair."""
+    assert run(rag_cli, "ingest", str(SEEDS)).exit_code == 0
+    result = run(rag_cli, "ask", "What did Babushkin welcome?", "--mode", "extractive")
+    assert result.exit_code == 0, result.output
+    assert "We welcome the independent position" in result.stdout
+    for doubled in ("““", "””", "“\"", "\"”", "““"):
+        assert doubled not in result.stdout
+    quotes = [line.strip() for line in result.stdout.splitlines() if line.startswith("    ")]
+    assert quotes and all(q[0] in "“\"" for q in quotes), quotes

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from langchain_core.language_models import SimpleChatModel
+from langchain_core.language_models.fake_chat_models import FakeListChatModel
 from langchain_core.messages import BaseMessage
 from typer.testing import CliRunner
 
@@ -135,7 +136,7 @@ def _item(answerable: bool = True, tags: tuple[str, ...] = ("fact",), question: 
 
 def _answer(cited: list[tuple[int, int]], sources: list[tuple[int, int]], abstained: bool = False) -> Answer:
     srcs = [
-        Source(number=n, article_id="art", title="T", start=s, end=e, text=ARTICLE[s:e], score=0.5)
+        Source(number=n, article_id="art", title="T", start=s, end=e, text=ARTICLE[s:e], similarity=0.5)
         for n, (s, e) in enumerate(sources, start=1)
     ]
     cites = [Citation(number=1, article_id="art", title="T", quote=ARTICLE[s:e], start=s, end=e) for s, e in cited]
@@ -285,7 +286,12 @@ def test_llm_mode_run_is_graded_by_the_judge(tmp_path: Path, embedder: OnnxMiniL
     answered = next(r for r in run.results if r.item.answerable)
     assert answered.judgement is not None and answered.judgement.grade == "correct"
     assert aggregate(run.scores)["judge_score"] == 1.0
-    assert isinstance(Judge(ScriptedLLM()), Judge)
+    # The grade is the judge's own: a judge that disagrees fails the item, and an unreadable reply is no grade.
+    (cited,) = [c.number for c in answered.answer.citations]
+    reply = json.dumps({"grade": "incorrect", "reason": "wrong event", "unsupported_citations": [cited, 9]})
+    verdict = Judge(FakeListChatModel(responses=[reply])).grade(answered.item, answered.answer)
+    assert verdict.grade == "incorrect" and verdict.unsupported_citations == [cited]  # [9] was never cited
+    assert Judge(FakeListChatModel(responses=["Looks fine."])).grade(answered.item, answered.answer).grade is None
 
 
 # --- `rag eval` end to end, on the real service ---

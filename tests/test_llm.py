@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import http.server
 import json
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -12,8 +11,9 @@ from pathlib import Path
 from typing import ClassVar
 
 import pytest
+from conftest import make_settings
+from servers import free_port
 
-from rag.config import Settings
 from rag.embeddings import OnnxMiniLM
 from rag.errors import InvalidRequestError, UpstreamError
 from rag.llm import PROMPTS_DIR, load_prompt, prompt_variables
@@ -84,29 +84,21 @@ def scripted_server() -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def embedder() -> OnnxMiniLM:
-    return OnnxMiniLM()
-
-
-@pytest.fixture(scope="module")
 def data_dir(tmp_path_factory: pytest.TempPathFactory, embedder: OnnxMiniLM) -> Path:
     path = tmp_path_factory.mktemp("llm")
-    with RagService.open(Settings(data_dir=path), embedder=embedder) as svc:
+    with RagService.open(make_settings(path), embedder=embedder) as svc:
         assert not svc.ingest_paths([SEEDS]).failed
     return path
 
 
 def _service(data_dir: Path, embedder: OnnxMiniLM, base_url: str, **extra: object) -> RagService:
-    settings = Settings(
-        data_dir=data_dir, llm_base_url=base_url, llm_model="m", llm_timeout=2, llm_max_retries=0, **extra
+    settings = make_settings(
+        data_dir, llm_base_url=base_url, llm_model="m", llm_timeout=2, llm_max_retries=0, **extra
     )
     return RagService.open(settings, embedder=embedder)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+_free_port = free_port
 
 
 @pytest.mark.parametrize(
@@ -176,7 +168,7 @@ def test_request_shape_sent_to_the_llm(data_dir: Path, embedder: OnnxMiniLM, scr
 
 
 def test_llm_mode_without_configuration_is_refused(data_dir: Path, embedder: OnnxMiniLM) -> None:
-    with RagService.open(Settings(data_dir=data_dir), embedder=embedder) as svc:
+    with RagService.open(make_settings(data_dir), embedder=embedder) as svc:
         with pytest.raises(InvalidRequestError, match="RAG_LLM_BASE_URL"):
             svc.ask(QUESTION, mode="llm")
         assert svc.ask(QUESTION).mode == "extractive"

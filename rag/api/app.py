@@ -86,6 +86,7 @@ def create_app(settings: Settings | None = None, service: RagService | None = No
         routes_ask.router,
         routes_openai.router,
         routes_articles.router,
+        routes_articles.jobs_router,
         routes_ops.router,
         routes_web.router,
         routes_web.docs_router(app.openapi_url or "/openapi.json", app.title),

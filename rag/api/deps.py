@@ -6,12 +6,13 @@ buckets must only ever be touched from the event loop.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated
 
 from fastapi import Depends, Request
 
 from rag.api.errors import ApiError
+from rag.api.jobs import Jobs
 from rag.api.limits import LlmGate, RateLimiter
 from rag.api.metrics import Metrics
 from rag.api.security import ASK_KEYS_MISSING, WRITE_KEYS_MISSING, ApiKeys, Caller
@@ -29,6 +30,7 @@ class ApiContext:
     limiter: RateLimiter
     gate: LlmGate
     metrics: Metrics
+    jobs: Jobs = field(default_factory=Jobs)
 
 
 async def get_context(request: Request) -> ApiContext:

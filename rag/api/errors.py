@@ -31,6 +31,9 @@ from rag.errors import (
 )
 
 log = logging.getLogger(__name__)
+# A store that went away (a Chroma server restarting, a disk error) is retried on the next request; a few seconds
+# is how long `chroma run` takes to come back.
+STORE_RETRY_AFTER_SECONDS = 5
 
 _HTTP_CODES = {
     400: "bad_request",
@@ -93,6 +96,7 @@ def as_api_error(exc: RagError) -> ApiError:
         status, code = 422, exc.code
     elif isinstance(exc, StoreError):
         status, code = 503, exc.code
+        headers["Retry-After"] = str(STORE_RETRY_AFTER_SECONDS)
     elif isinstance(exc, ConfigError):
         status, code = 500, exc.code
     else:

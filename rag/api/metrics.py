@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from rag.models import Answer, IngestReport
@@ -86,10 +87,25 @@ class MetricsMiddleware:
         try:
             await self.app(scope, receive, recording_send)
         finally:
-            route = scope.get("route")
-            # Unmatched paths share one label: a scanner must not create a time series per URL it tries.
-            template = getattr(route, "path", None) or "unmatched"
+            template = route_template(scope)
             method = scope.get("method", "GET")
             method = method if method in _METHODS else "other"
             self.metrics.requests.labels(method, template, str(status)).inc()
             self.metrics.latency.labels(method, template).observe(time.perf_counter() - started)
+
+
+def route_template(scope: Scope) -> str:
+    """The template of the route that served a request; "unmatched" for paths no route serves.
+
+    FastAPI's own routes record themselves in the scope; plain Starlette routes (FastAPI's `/openapi.json`) do
+    not, so they are matched here. Unmatched paths share one label: a scanner must not create a time series per
+    URL it tries.
+    """
+    path = getattr(scope.get("route"), "path", None)
+    if path:
+        return str(path)
+    for route in getattr(getattr(scope.get("app"), "router", None), "routes", ()):
+        match, _ = route.matches(scope)
+        if match is Match.FULL:
+            return str(getattr(route, "path", "unmatched"))
+    return "unmatched"

@@ -26,12 +26,14 @@ from rag.api.schemas import (
     Deleted,
     IngestFailure,
     IngestReportPublic,
+    JobPublic,
     error_responses,
 )
-from rag.models import IngestReport
-from rag.service import RagService
+from rag.errors import IngestError
+from rag.models import Article
 
 router = APIRouter(prefix="/v1/articles", tags=["articles"])
+jobs_router = APIRouter(prefix="/v1/jobs", tags=["articles"])
 
 ArticleId = Annotated[str, Path(min_length=1, max_length=200, description="The article's id.")]
 
@@ -78,22 +80,32 @@ _UPLOAD_BODY: dict[str, Any] = {
     openapi_extra=_UPLOAD_BODY,
     responses={
         **error_responses(401, 403, 413, 415),
+        202: {
+            "model": JobPublic,
+            "description": "A large upload (more than RAG_UPLOAD_JOB_ARTICLES articles, or `?async=true`) runs as a "
+            "job: follow `url` (also in `Location`) for done/total, the failures so far and the final report.",
+        },
         207: {"model": IngestReportPublic, "description": "Some articles failed; the others were stored."},
         422: {"model": IngestFailure, "description": "No article could be stored (or the body is unusable)."},
     },
 )
-async def add_articles(request: Request, ctx: Context, _caller: Writer) -> JSONResponse:
+async def add_articles(
+    request: Request,
+    ctx: Context,
+    _caller: Writer,
+    as_job: Annotated[
+        bool, Query(alias="async", description="Run as a job (202 and a job URL) whatever the upload's size.")
+    ] = False,
+) -> JSONResponse:
     """Ingest articles from a JSON object or list, JSON Lines, or uploaded files; unchanged ones are skipped."""
     media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
     service = ctx.service
     if media in uploads.JSON_TYPES or media.endswith("+json"):
         items = await run_in_threadpool(uploads.from_json, await request.body())
-        report = await run_in_threadpool(service.ingest, items)
     elif media in uploads.NDJSON_TYPES:
         items = await run_in_threadpool(uploads.from_json_lines, await request.body())
-        report = await run_in_threadpool(service.ingest, items)
     elif media in uploads.MULTIPART_TYPES:
-        report = await _ingest_form(request, service, ctx.settings.max_file_bytes)
+        items = await _read_form(request, ctx.settings.max_file_bytes)
     else:
         raise ApiError(
             415,
@@ -101,6 +113,11 @@ async def add_articles(request: Request, ctx: Context, _caller: Writer) -> JSONR
             "send articles as application/json (an object or a list), application/x-ndjson (JSON Lines) "
             "or multipart/form-data (files in field `file`)",
         )
+    if as_job or len(items) > ctx.settings.upload_job_articles:
+        job = ctx.jobs.start(service, items, on_done=ctx.metrics.observe_ingest)
+        running = JobPublic.of(job)
+        return JSONResponse(running.model_dump(mode="json"), status_code=202, headers={"Location": running.url})
+    report = await run_in_threadpool(service.ingest, items)
     ctx.metrics.observe_ingest(report)
     public = IngestReportPublic.of(report)
     stored = len(report.results) - report.count("failed")
@@ -114,7 +131,7 @@ async def add_articles(request: Request, ctx: Context, _caller: Writer) -> JSONR
     return JSONResponse(body, status_code=422)
 
 
-async def _ingest_form(request: Request, service: RagService, max_file_bytes: int) -> IngestReport:
+async def _read_form(request: Request, max_file_bytes: int) -> list[Article | IngestError]:
     # A malformed multipart body is a 400 from Starlette itself, reshaped by the error handlers.
     form = await request.form(max_files=1000, max_fields=100)
     try:
@@ -124,11 +141,12 @@ async def _ingest_form(request: Request, service: RagService, max_file_bytes: in
         if not files:
             raise ApiError(422, "invalid_request", "body: no files found; send the articles as files in field `file`")
 
-        def ingest_files() -> IngestReport:
+        def read_files() -> list[Article | IngestError]:
+            # Read (not ingested) inside the temporary folder: the articles then outlive it, for a job too.
             with uploads.temporary_dir() as tmp:
-                return service.ingest(uploads.from_files(files, FsPath(tmp), max_file_bytes))
+                return list(uploads.from_files(files, FsPath(tmp), max_file_bytes))
 
-        return await run_in_threadpool(ingest_files)
+        return await run_in_threadpool(read_files)
     finally:
         await form.close()
 
@@ -175,3 +193,14 @@ async def delete_article(article_id: ArticleId, service: Service, _caller: Write
     """Remove an article and all its passages."""
     await run_in_threadpool(service.delete_article, article_id)
     return Deleted(id=article_id)
+
+
+@jobs_router.get(
+    "/{job_id}", response_model=JobPublic, summary="Follow an upload job", responses=error_responses(401, 403, 404)
+)
+async def get_job(job_id: str, ctx: Context, _caller: Writer) -> JobPublic:
+    """Progress of a large upload: done/total, failures so far, and the final report when `status` is `done`."""
+    job = ctx.jobs.get(job_id)
+    if job is None:
+        raise ApiError(404, "not_found", f"no job '{job_id}' in this process (jobs are kept in memory, newest 100)")
+    return JobPublic.of(job)

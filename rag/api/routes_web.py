@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import importlib.util
 import re
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -16,6 +17,24 @@ from rag.api.errors import ApiError
 from rag.api.security import DEMO_PAGE_CSP
 
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
+DOCS_ASSETS_URL = "/docs/assets"
+# Swagger UI's files as shipped in the `fastapi-offline` wheel (only its static folder is used), so /docs works
+# with no CDN and no network. Found without importing the package.
+_DOCS_ASSETS = {
+    "swagger-ui-bundle.js": "text/javascript; charset=utf-8",
+    "swagger-ui.css": "text/css; charset=utf-8",
+    "favicon.png": "image/png",
+}
+
+
+def docs_assets_dir() -> Path | None:
+    """The folder with Swagger UI's files, or None when the package is missing."""
+    spec = importlib.util.find_spec("fastapi_offline")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    folder = Path(next(iter(spec.submodule_search_locations))) / "static"
+    return folder if folder.is_dir() else None
+
 
 router = APIRouter(include_in_schema=False)
 
@@ -36,6 +55,18 @@ async def demo_page() -> FileResponse:
         "text/html; charset=utf-8",
         {"Content-Security-Policy": DEMO_PAGE_CSP, "Cross-Origin-Resource-Policy": "same-origin"},
     )
+
+
+@router.get("/demo.css")
+async def demo_styles() -> FileResponse:
+    """The demo page's stylesheet (a file: the page's CSP allows no inline styles)."""
+    return _file("demo.css", "text/css; charset=utf-8", {"Cross-Origin-Resource-Policy": "same-origin"})
+
+
+@router.get("/demo.js")
+async def demo_script() -> FileResponse:
+    """The demo page's suggestions and attribution, from the articles loaded."""
+    return _file("demo.js", "text/javascript; charset=utf-8", {"Cross-Origin-Resource-Policy": "same-origin"})
 
 
 @router.get("/widget.js")
@@ -79,14 +110,21 @@ def docs_csp(html: str) -> str:
 
 
 def docs_page(openapi_url: str, title: str) -> HTMLResponse:
-    """Swagger UI under a CSP that allows exactly what the page loads (`docs_csp`)."""
-    page = get_swagger_ui_html(openapi_url=openapi_url, title=title)
+    """Swagger UI from our own origin (assets from the fastapi-offline package), under a CSP that allows exactly
+    what the page loads (`docs_csp`): no outside origin."""
+    page = get_swagger_ui_html(
+        openapi_url=openapi_url,
+        title=title,
+        swagger_js_url=f"{DOCS_ASSETS_URL}/swagger-ui-bundle.js",
+        swagger_css_url=f"{DOCS_ASSETS_URL}/swagger-ui.css",
+        swagger_favicon_url=f"{DOCS_ASSETS_URL}/favicon.png",
+    )
     body = bytes(page.body).decode()
     return HTMLResponse(body, headers={"Content-Security-Policy": docs_csp(body)})
 
 
 def docs_router(openapi_url: str, title: str) -> APIRouter:
-    """GET /docs, the page built once."""
+    """GET /docs, the page built once, and its asset files."""
     docs = APIRouter(include_in_schema=False)
     page = docs_page(openapi_url, title)
 
@@ -95,5 +133,13 @@ def docs_router(openapi_url: str, title: str) -> APIRouter:
         return HTMLResponse(
             bytes(page.body), headers={"Content-Security-Policy": page.headers["content-security-policy"]}
         )
+
+    @docs.get(DOCS_ASSETS_URL + "/{name}")
+    async def swagger_asset(name: str) -> FileResponse:
+        folder = docs_assets_dir()
+        if name not in _DOCS_ASSETS or folder is None or not (folder / name).is_file():
+            raise ApiError(404, "not_found", f"no docs asset '{name}' (is fastapi-offline installed?)")
+        # The files change only with the pinned package: a day of caching is safe.
+        return FileResponse(folder / name, media_type=_DOCS_ASSETS[name], headers={"Cache-Control": "max-age=86400"})
 
     return docs

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from rag.models import ChatTurn, Filters, IngestReport
+from rag.models import ChatTurn, Filters, IngestReport, IngestResult
 from rag.store import ArticleRecord
+
+if TYPE_CHECKING:
+    from rag.api.jobs import Job
 
 
 class FiltersIn(Filters):
@@ -116,6 +119,13 @@ class IngestResultPublic(BaseModel):
     chunks: int = 0
     reason: str | None = Field(None, description="Why it failed, and what to fix.")
 
+    @classmethod
+    def of(cls, r: IngestResult) -> IngestResultPublic:
+        """From the service's result."""
+        return cls(
+            origin=r.origin, status=r.status, article_id=r.article_id, title=r.title, chunks=r.chunks, reason=r.reason
+        )
+
 
 class IngestReportPublic(BaseModel):
     """The per-article report, the same as `rag ingest --json`."""
@@ -128,17 +138,35 @@ class IngestReportPublic(BaseModel):
         """From the service's report."""
         return cls(
             summary=report.summary(),
-            results=[
-                IngestResultPublic(
-                    origin=r.origin,
-                    status=r.status,
-                    article_id=r.article_id,
-                    title=r.title,
-                    chunks=r.chunks,
-                    reason=r.reason,
-                )
-                for r in report.results
-            ],
+            results=[IngestResultPublic.of(r) for r in report.results],
+        )
+
+
+class JobPublic(BaseModel):
+    """An upload running as a job (POST /v1/articles answered 202): progress, failures so far, the final report."""
+
+    id: str
+    url: str = Field(description="Where to follow the job: GET this URL until `status` is not `running`.")
+    status: Literal["running", "done", "failed"]
+    done: int = Field(description="Articles processed so far (stored, unchanged or failed).")
+    total: int = Field(description="Articles in the upload.")
+    failures: list[IngestResultPublic] = Field(description="The articles that failed so far, with the reason.")
+    report: IngestReportPublic | None = Field(None, description="The whole report, once `status` is `done`.")
+    error: str | None = Field(None, description="Why the job stopped, when `status` is `failed`.")
+
+    @classmethod
+    def of(cls, job: Job) -> JobPublic:
+        """From the running job (a snapshot: the job moves on)."""
+        failures = list(job.failures)
+        return cls(
+            id=job.id,
+            url=f"/v1/jobs/{job.id}",
+            status=job.status,
+            done=job.done,
+            total=job.total,
+            failures=[IngestResultPublic.of(r) for r in failures],
+            report=IngestReportPublic.of(job.report) if job.report is not None else None,
+            error=job.error,
         )
 
 

@@ -102,6 +102,10 @@ class ApiKeys:
         key = presented_key(conn.headers)
         if required and not self.configured:
             raise ApiError(403, "no_keys_configured", missing_message)
+        if not required and not self.configured:
+            # Public asking on a server with no keys: a key the client sends anyway (the openai SDK always
+            # sends one) can be checked against nothing, so it is ignored rather than refused.
+            return Caller(address, None)
         if key is None:
             if required:
                 raise ApiError(

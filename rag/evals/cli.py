@@ -116,7 +116,7 @@ def _run(
     if mode not in (None, "extractive", "llm"):
         raise InvalidRequestError(f"unknown mode '{mode}': use extractive or llm")
     sets = _sets(set_name, articles, questions)
-    settings = Settings()  # type: ignore[call-arg]  # every field has a default; mypy cannot see env reading
+    settings = Settings()
     runnable = [s for s in sets if not s.missing]
     # Cached vectors: the haystack is the same texts from run to run (rag/evals/cache.py).
     embedder = CachedEmbedder(make_embedder(settings)) if runnable else None

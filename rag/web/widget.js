@@ -144,6 +144,11 @@
   }
 
   const str = (value) => (typeof value === "string" ? value : value === null || value === undefined ? "" : String(value));
+  /** A reason as a sentence: capital first letter, one full stop. */
+  function sentence(text) {
+    const t = text.trim().replace(/\.+$/, "");
+    return t ? `${t.charAt(0).toUpperCase()}${t.slice(1)}.` : "";
+  }
 
   // --- styles (constructable stylesheet: no <style> element, no inline style attributes) ---
 
@@ -234,6 +239,7 @@ svg { width: 22px; height: 22px; fill: currentColor; flex: none; }
 .status { color: var(--muted); font-size: 14px; font-style: italic; }
 .label {
   display: inline-block; margin: 0 0 6px; padding: 1px 8px; border-radius: 6px;
+  white-space: nowrap; max-width: 100%; overflow: hidden; text-overflow: ellipsis; vertical-align: top;
   border: 1px solid var(--line); color: var(--muted); font-size: 12px; background: var(--bg);
 }
 .cite-btn {
@@ -281,6 +287,8 @@ svg { width: 22px; height: 22px; fill: currentColor; flex: none; }
   background: var(--accent); color: var(--accent-ink); font-weight: 600;
 }
 .hint { flex: none; margin: 0; padding: 0 12px 8px; font-size: 11px; color: var(--muted); }
+.count { flex: none; margin: 0; padding: 0 12px 2px; font-size: 11px; color: var(--muted); text-align: right; }
+.count.full { color: var(--danger); font-weight: 700; }
 
 @media (max-width: 480px) {
   .panel {
@@ -501,6 +509,10 @@ svg { width: 22px; height: 22px; fill: currentColor; flex: none; }
         placeholder: "Ask a question…",
         autocomplete: "off",
       });
+      this.counter = el("p", { class: "count", id: newId("rag-count") });
+      this.input.setAttribute("aria-describedby", `${hintId} ${this.counter.id}`);
+      this.input.addEventListener("input", () => this.updateCount());
+      this.updateCount();
       this.input.addEventListener("keydown", (e) => {
         if (e.key === "Enter" && !e.shiftKey && !e.isComposing && e.keyCode !== 229) {
           e.preventDefault();
@@ -520,6 +532,7 @@ svg { width: 22px; height: 22px; fill: currentColor; flex: none; }
         el("div", { class: "header" }, el("h2", { class: "title", id: titleId, text: config.title }), this.newButton, this.closeButton),
         this.log,
         form,
+        this.counter,
         el("p", { class: "hint", id: hintId, text: "Enter to send · Shift+Enter for a new line · Esc to close" }),
         this.status,
       );
@@ -527,6 +540,13 @@ svg { width: 22px; height: 22px; fill: currentColor; flex: none; }
 
       wrap.append(this.panel, this.launcher);
       this.root.append(wrap);
+    }
+
+    /** "123 / 2,000 characters", in red at the limit (the textarea's maxlength stops typing there). */
+    updateCount() {
+      const n = this.input.value.length;
+      this.counter.textContent = `${n.toLocaleString("en")} / ${MAX_QUESTION_CHARS.toLocaleString("en")} characters`;
+      this.counter.classList.toggle("full", n >= MAX_QUESTION_CHARS);
     }
 
     isOpen() {
@@ -555,7 +575,8 @@ svg { width: 22px; height: 22px; fill: currentColor; flex: none; }
       if (e.key === "Escape" && this.isOpen()) {
         e.preventDefault();
         e.stopPropagation();
-        this.close();
+        // An open source card closes first (focus back on its [n]); the next Esc closes the panel.
+        if (!this.closeSourceCard()) this.close();
         return;
       }
       if (e.key === "Tab" && this.isOpen() && this.isNarrow()) {
@@ -575,6 +596,21 @@ svg { width: 22px; height: 22px; fill: currentColor; flex: none; }
           first.focus();
         }
       }
+    }
+
+    /** Hide the open source card that holds the focus (else the last one opened); false when none is open. */
+    closeSourceCard() {
+      const open = Array.from(this.log.querySelectorAll(".source")).filter((card) => !card.hidden);
+      if (!open.length) return false;
+      const active = this.root.activeElement;
+      const card = open.find((c) => active && c.contains(active)) || open[open.length - 1];
+      card.hidden = true;
+      const opener = card.parentNode && card.parentNode.querySelector(".cite-btn[aria-expanded='true']");
+      if (opener) {
+        opener.setAttribute("aria-expanded", "false");
+        opener.focus();
+      }
+      return true;
     }
 
     announce(text) {
@@ -602,6 +638,7 @@ svg { width: 22px; height: 22px; fill: currentColor; flex: none; }
       this.log.replaceChildren(this.intro);
       this.setBusy(false);
       this.input.value = "";
+      this.updateCount();
       this.announce("New conversation started.");
       this.input.focus();
     }
@@ -614,6 +651,7 @@ svg { width: 22px; height: 22px; fill: currentColor; flex: none; }
         return;
       }
       this.input.value = "";
+      this.updateCount();
       this.log.append(el("div", { class: "msg user" }, el("span", { class: "sr-only", text: "You: " }), question));
       this.ask(question, this.history.slice(-MAX_HISTORY_TURNS));
     }
@@ -749,7 +787,7 @@ svg { width: 22px; height: 22px; fill: currentColor; flex: none; }
           el("p", { class: "abstain-head", text: "Not in the articles" }),
           el("div", { class: "text", text: finalText || "The articles I have do not answer this question." }),
         );
-        if (answer.abstain_reason) bubble.append(el("p", { class: "note", text: `Why: ${str(answer.abstain_reason).replace(/\.+$/, "")}.` }));
+        if (answer.abstain_reason) bubble.append(el("p", { class: "note reason", text: sentence(str(answer.abstain_reason)) }));
         const seen = new Set();
         const closest = sources
           .filter((s) => s && typeof s === "object" && !seen.has(s.article_id) && seen.add(s.article_id))
@@ -770,9 +808,9 @@ svg { width: 22px; height: 22px; fill: currentColor; flex: none; }
       }
 
       if (answer.mode === "extractive") {
-        bubble.append(el("span", { class: "label", text: "Extractive answer · quoted from the articles, no language model" }));
+        bubble.append(el("span", { class: "label", title: "Sentences quoted from the articles; no language model wrote this answer.", text: "Extractive · quoted from the articles" }));
       } else if (answer.mode === "llm") {
-        bubble.append(el("span", { class: "label", text: "AI-written answer · citations checked against the articles" }));
+        bubble.append(el("span", { class: "label", title: "Written by a language model; every citation was checked against the articles.", text: "AI-written · citations checked" }));
       }
       const text = el("div", { class: "text" });
       const panelId = newId("rag-source");
@@ -914,7 +952,17 @@ svg { width: 22px; height: 22px; fill: currentColor; flex: none; }
     if (document.querySelector(TAG)) return;
     const host = document.createElement(TAG);
     document.body.append(host);
-    new Widget(host); // eslint-disable-line no-new
+    const widget = new Widget(host);
+    // A page may put a question to the widget (the demo page's suggestions do):
+    //   document.dispatchEvent(new CustomEvent("rag-news-widget:ask", { detail: { question: "..." } }))
+    document.addEventListener(`${TAG}:ask`, (e) => {
+      const question = e && e.detail && typeof e.detail.question === "string" ? e.detail.question.slice(0, MAX_QUESTION_CHARS) : "";
+      if (!question.trim()) return;
+      if (!widget.isOpen()) widget.open();
+      widget.input.value = question;
+      widget.updateCount();
+      widget.submit();
+    });
   }
 
   if (document.body) start();
