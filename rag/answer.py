@@ -144,13 +144,20 @@ def parse_llm_answer(raw: str, sources: Sequence[Source], embedder: Embedder | N
         claim = _TAG.sub("", MARKER.sub("", claim_with_markers)).strip()
         if len(re.findall(r"\w+", claim)) < 3:
             continue  # a marker on its own, or a fragment: nothing to verify
-        sentence, _moved = finder.locate(claim, [n for n in cited if n in by_number])
+        preferred = [n for n in cited if n in by_number]
+        sentence, _moved = finder.locate(claim, preferred)
+        shown = claim
         if sentence is None:
-            dropped.append(claim)
-            continue
+            # Supported in substance but a particular (a number, a date, a name) is not in the sentence: the
+            # claim is reduced to the quote, which says what the article says.
+            sentence, _moved = finder.locate(claim, preferred, strict=False)
+            if sentence is None:
+                dropped.append(claim)
+                continue
+            shown = f"“{neutralize(sentence.text)}”"
         citation = citation_for(sentence, by_number[sentence.number])
         citations.append(citation)
-        parts.append(f"{annotate_relative(claim, by_number[citation.number].published_at)} [{citation.number}]")
+        parts.append(f"{annotate_relative(shown, by_number[citation.number].published_at)} [{citation.number}]")
     return ParsedAnswer(" ".join(parts), citations, dropped)
 
 

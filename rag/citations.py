@@ -129,16 +129,17 @@ class SupportFinder:
         combined: np.ndarray = 0.5 * lexical + 0.5 * np.clip(semantic, 0.0, 1.0)
         return combined
 
-    def locate(self, claim: str, preferred: Sequence[int]) -> tuple[Sentence | None, bool]:
+    def locate(self, claim: str, preferred: Sequence[int], strict: bool = True) -> tuple[Sentence | None, bool]:
         """The supporting sentence, preferring the cited sources; True as second value when re-anchored.
 
         A sentence supports a claim only if it also holds every particular of the claim (each number, date,
         quoted string and proper name): "…is now in September 2020" is not supported by a sentence that says
         October. Where the particulars are split over a sentence and the one before it, the citation spans both.
+        `strict=False` looks for support in wording and meaning alone.
         """
         if not self.sentences:
             return None, False
-        needed = particulars(claim)
+        needed = particulars(claim) if strict else []
         candidates = self._spans()
         for quoted in _QUOTED.findall(claim):  # a verbatim quote decides by itself
             for sentence in candidates:
