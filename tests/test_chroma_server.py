@@ -82,8 +82,7 @@ NEW = {**NEWS[0], "body": "The harbour bridge stays shut. Inspector Ragnhild Oye
 
 
 def texts_of(service: RagService, article_id: str) -> list[str]:
-    got = service.store.chunks.get(where={"article_id": article_id}, include=["documents"])
-    return list(got["documents"])
+    return [text or "" for _, text in service.store.chunk_texts(article_id)]
 
 
 def visible(service: RagService, article_id: str = "harbour-bridge") -> str:
