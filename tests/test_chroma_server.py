@@ -18,8 +18,11 @@ import pytest
 from chromadb.utils.embedding_functions.onnx_mini_lm_l6_v2 import ONNXMiniLM_L6_V2
 from conftest import NEWS, SEED_ID, SEED_QUESTION, SEEDS, OpenService, make_settings, write_jsonl
 
+import rag.feed
+import rag.service
 from rag.config import Settings
-from rag.errors import NotFoundError
+from rag.errors import NotFoundError, StoreError
+from rag.index import LocalIndex
 from rag.models import Filters
 from rag.service import RagService
 
@@ -207,3 +210,107 @@ def test_chromas_default_embedding_function_is_never_called_against_a_server(
     service.ingest_paths([write_jsonl(tmp_path / "news.jsonl", NEWS[:2])])
     assert service.search("Quistgaard")[0].article_id == "harbour-bridge"
     service.delete_article("harbour-bridge")
+
+
+# --- the change feed: replicas apply what changed, and rebuild only when they must ---
+
+
+def refuse_rebuild(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """Count full rebuilds from now on (they still run)."""
+    rebuilt: list[bool] = []
+    original = LocalIndex.rebuild.__func__  # type: ignore[attr-defined]
+
+    def spy(cls: type[LocalIndex], *args: Any) -> Any:
+        rebuilt.append(True)
+        return original(cls, *args)
+
+    monkeypatch.setattr(LocalIndex, "rebuild", classmethod(spy))
+    return rebuilt
+
+
+def assert_only_live_versions(writer: RagService, passages: list[Any]) -> None:
+    """Every passage is a chunk of its article's live version, with the article's own text at its offsets."""
+    for p in passages:
+        record = writer.store.get_article(p.article_id)  # NotFoundError: a deleted article was shown
+        assert p.chunk_id.split(":")[1] == record.content_hash[:12]
+        assert record.text is not None and record.text[p.start : p.end] == p.text
+
+
+def seconds_until(condition: Any, limit: float) -> float:
+    start = time.monotonic()
+    while not condition():
+        assert time.monotonic() - start < limit + 2, "not visible in time"
+        time.sleep(0.05)
+    return time.monotonic() - start
+
+
+def test_a_replica_applies_writes_and_deletes_from_the_feed_within_its_refresh_interval(
+    open_service: OpenService, server_settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    refresh = 1.0
+    settings = server_settings.model_copy(update={"index_refresh_seconds": refresh})
+    writer = open_service(settings)
+    reader = open_service(settings)
+    writer.ingest_paths([write_jsonl(tmp_path / "news.jsonl", [OLD, *NEWS[1:]])])
+    rebuilt = refuse_rebuild(monkeypatch)
+
+    def reader_finds(query: str, article_id: str, text: str | None) -> bool:
+        found = reader.search(query, k=20)
+        assert_only_live_versions(writer, found)  # the writer is idle: what is live now is what must be shown
+        mine = [p for p in found if p.article_id == article_id]
+        return bool(mine) and any(text in p.text for p in mine) if text else not mine
+
+    assert seconds_until(lambda: reader_finds("Quistgaard cables", "harbour-bridge", "Quistgaard"), refresh) <= (
+        refresh + 1
+    )
+    writer.ingest_paths([write_jsonl(tmp_path / "new.jsonl", [NEW])])
+    assert seconds_until(lambda: reader_finds("Oyelaran cracked cables", "harbour-bridge", "Oyelaran"), refresh) <= (
+        refresh + 1
+    )
+    assert "Quistgaard" not in visible(reader)
+    writer.delete_article("wheat-harvest")
+    # Deleted chunks are never shown even before the tick (their article record is gone); the tick drops
+    # them from the index, so they no longer take places in the top k either.
+    chunks = writer.store.count_chunks()
+    assert seconds_until(
+        lambda: reader_finds("wheat harvest tonnes", "wheat-harvest", None) and len(reader.index) == chunks, refresh
+    ) <= (refresh + 1)
+    assert not rebuilt  # every change came from the feed
+    assert len(reader.index) == len(writer.index) == writer.store.count_chunks()
+
+
+def test_a_replica_rebuilds_when_the_feed_no_longer_reaches_back(
+    open_service: OpenService, server_settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(rag.feed, "KEEP", 3)
+    monkeypatch.setattr(rag.feed, "_TRIM_EVERY", 1)
+    writer = open_service(server_settings)
+    lazy = open_service(server_settings.model_copy(update={"index_refresh_seconds": 3600}))
+    lazy.search("anything")
+    for i, article in enumerate(NEWS):
+        writer.ingest_paths([write_jsonl(tmp_path / f"n{i}.jsonl", [article])])
+    writer.delete_article("chess-final")
+    rebuilt = refuse_rebuild(monkeypatch)
+    lazy._checked_at -= 3600
+    assert lazy.search("Quistgaard")[0].article_id == "harbour-bridge"
+    assert rebuilt and "chess-final" not in {p.article_id for p in lazy.search("chess championship", k=20)}
+
+
+def test_a_writer_that_died_before_its_feed_entry_is_caught_by_a_rebuild(
+    open_service: OpenService, server_settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(rag.service, "_UNEXPLAINED_SECONDS", 0.5)
+    writer = open_service(server_settings)
+    reader = open_service(server_settings)
+    reader.search("anything")
+
+    def die(*_: Any, **__: Any) -> Any:
+        raise StoreError("the writer's process died here")
+
+    monkeypatch.setattr(writer.store.feed, "append", die)
+    assert writer.ingest_paths([write_jsonl(tmp_path / "news.jsonl", NEWS[:1])]).summary()["failed"] == 1
+    assert reader.search("Quistgaard") == []  # the token moved with no entry: a write may still be under way
+    rebuilt = refuse_rebuild(monkeypatch)
+    time.sleep(0.6)
+    assert reader.search("Quistgaard")[0].article_id == "harbour-bridge"  # the data were written: rebuilt
+    assert rebuilt
