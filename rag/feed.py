@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -40,9 +40,13 @@ class Change:
 class ChangeFeed:
     """Append and read the feed of one store (collections passed in by the store)."""
 
-    def __init__(self, entries: Any, meta: Any) -> None:
+    def __init__(self, entries: Any, meta: Callable[[], Any]) -> None:
         self.entries = entries
-        self.meta = meta
+        self._meta = meta  # the store's meta collection, looked up on each use
+
+    @property
+    def meta(self) -> Any:
+        return self._meta()
 
     def position(self) -> tuple[int, int]:
         """(head, floor): the last number given and the oldest kept."""
@@ -51,7 +55,7 @@ class ChangeFeed:
         return int(meta.get("head", 0)), int(meta.get("floor", 0))
 
     def append(self, op: Operation, article_ids: Sequence[str], generation: str) -> int:
-        """Record one write; returns its number."""
+        """Record one write and make `generation` the store's token (one meta write for both); returns its number."""
         head, floor = self.position()
         seq = head + 1
         self.entries.add(
@@ -63,7 +67,11 @@ class ChangeFeed:
         if seq % _TRIM_EVERY == 0 and seq > KEEP:
             floor = seq - KEEP
             self.entries.delete(where={"seq": {"$lt": floor}})
-        self.meta.upsert(ids=["feed"], embeddings=[[1.0]], metadatas=[{"head": seq, "floor": floor}])
+        self.meta.upsert(
+            ids=["feed", "generation"],
+            embeddings=[[1.0], [1.0]],
+            metadatas=[{"head": seq, "floor": floor}, {"token": generation}],
+        )
         return seq
 
     def since(self, seq: int) -> list[Change]:

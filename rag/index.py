@@ -94,6 +94,9 @@ class Shared:
     day: Grow = field(default_factory=lambda: Grow(np.int32))
     source_code: Grow = field(default_factory=lambda: Grow(np.int32))
     doclen: Grow = field(default_factory=lambda: Grow(np.int32))
+    start: Grow = field(default_factory=lambda: Grow(np.int32))  # the chunk's offsets in its article's text
+    end: Grow = field(default_factory=lambda: Grow(np.int32))
+    row_hash: list[str] = field(default_factory=list)  # content hash of each row's article version
     base_vectors: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32))
     tail_vectors: Grow | None = None
     postings: Postings = field(default_factory=Postings)
@@ -240,6 +243,11 @@ class LocalIndex:
         assert tail is not None
         return VectorRows(self.shared.base_vectors, tail.buf, self.n)
 
+    def span(self, row: int) -> tuple[str, str, str, int, int]:
+        """(chunk id, article id, content hash, start, end) of a row: what fetching its text needs."""
+        s = self.shared
+        return s.ids[row], s.article_of[row], s.row_hash[row], int(s.start.buf[row]), int(s.end.buf[row])
+
     def article_rows(self, article_id: str) -> list[int]:
         """Live rows of one article."""
         return [r for r in self.shared.article_rows.get(article_id, []) if r < self.n and self.alive[r]]
@@ -264,8 +272,9 @@ class LocalIndex:
             day, source = day_number(article.published_at), article.source or ""
             for chunk, vector in zip(chunks, embeddings, strict=True):
                 rows.append(
-                    ChunkRow(chunk.id, article.id, article.content_hash, day, source, article.title, chunk.text, vector)
-                )
+                    ChunkRow(chunk.id, article.id, article.content_hash, day, source, article.title, chunk.text,
+                             vector, chunk.start, chunk.end)
+                )  # fmt: skip
         hashes = {a.id: a.content_hash for a, _, _ in written}
         self.apply_rows(rows, hashes, removed, generation)
 
@@ -284,6 +293,8 @@ class LocalIndex:
         alive_from = self._append(
             ids=[r.id for r in rows],
             articles=[r.article_id for r in rows],
+            hashes_of_rows=[r.content_hash for r in rows],
+            spans=np.asarray([(r.start, r.end) for r in rows], dtype=np.int32).reshape(len(rows), 2),
             days=np.asarray([r.published_day for r in rows], dtype=np.int32),
             codes=np.asarray(codes, dtype=np.int32),
             vectors=np.asarray([r.embedding for r in rows], dtype=np.float32).reshape(len(rows), self.dimension),
@@ -321,6 +332,8 @@ class LocalIndex:
         self,
         ids: list[str],
         articles: list[str],
+        hashes_of_rows: list[str],
+        spans: np.ndarray,
         days: np.ndarray,
         codes: np.ndarray,
         vectors: np.ndarray,
@@ -344,6 +357,9 @@ class LocalIndex:
         doclens = np.asarray([length for _, length in postings], dtype=np.int32)
         s.ids.extend(ids)
         s.article_of.extend(articles)
+        s.row_hash.extend(hashes_of_rows)
+        s.start.extend(spans[:, 0])
+        s.end.extend(spans[:, 1])
         s.day.extend(days)
         s.source_code.extend(codes)
         s.doclen.extend(doclens)
@@ -382,6 +398,9 @@ class LocalIndex:
             day=Grow(np.int32, initial=old.day.view(self.n)[keep]),
             source_code=Grow(np.int32, initial=old.source_code.view(self.n)[keep]),
             doclen=Grow(np.int32, initial=old.doclen.view(self.n)[keep]),
+            start=Grow(np.int32, initial=old.start.view(self.n)[keep]),
+            end=Grow(np.int32, initial=old.end.view(self.n)[keep]),
+            row_hash=[old.row_hash[i] for i in keep],
             base_vectors=np.ascontiguousarray(self.vectors[keep]),
             postings=Postings.from_flat(
                 len(old.terms), terms[live_posting], remap[rows[live_posting]].astype(np.int32), tfs[live_posting]

@@ -25,7 +25,7 @@ _FORMAT = 2
 _JOURNAL = "journal.bin"
 _JOURNAL_SHARE = 0.2  # a snapshot once the journal holds this share of the snapshot's rows
 _JOURNAL_MIN_ROWS = 10_000
-_ARRAYS = ("day", "source_code", "doclen", "alive", "vectors", "p_offsets", "p_rows", "p_tfs")
+_ARRAYS = ("day", "source_code", "doclen", "start", "end", "alive", "vectors", "p_offsets", "p_rows", "p_tfs")
 
 
 def save(index: LocalIndex, directory: Path) -> None:
@@ -54,6 +54,8 @@ def snapshot(index: LocalIndex, directory: Path) -> None:
         "day": index.day,
         "source_code": index.source_code,
         "doclen": s.doclen.view(n),
+        "start": s.start.view(n),
+        "end": s.end.view(n),
         "alive": index.alive,
         "p_offsets": offsets,
         "p_rows": rows,
@@ -97,7 +99,10 @@ def load(directory: Path) -> LocalIndex:
         raise ValueError(f"index format {state.get('format')} is not {_FORMAT}")
     arrays = {name: np.load(directory / f"{name}.npy", mmap_mode="r") for name in _ARRAYS}
     n, dimension = int(state["rows"]), int(state["dimension"])
-    if any(len(arrays[c]) != n for c in ("day", "source_code", "doclen", "alive", "vectors")) or len(state["ids"]) != n:
+    if (
+        any(len(arrays[c]) != n for c in ("day", "source_code", "doclen", "start", "end", "alive", "vectors"))
+        or len(state["ids"]) != n
+    ):
         raise ValueError("index files disagree in length")
     if arrays["vectors"].shape[1:] != (dimension,) or len(arrays["p_offsets"]) != len(state["terms"]) + 1:
         raise ValueError("index files disagree in shape")
@@ -110,6 +115,10 @@ def load(directory: Path) -> LocalIndex:
         day=Grow(np.int32, initial=arrays["day"]),
         source_code=Grow(np.int32, initial=arrays["source_code"]),
         doclen=Grow(np.int32, initial=arrays["doclen"]),
+        start=Grow(np.int32, initial=arrays["start"]),
+        end=Grow(np.int32, initial=arrays["end"]),
+        # Only live rows are ever fetched, and a live row's version is its article's live one.
+        row_hash=[state["live_hash"].get(aid, "") for aid in state["article_of"]],
         base_vectors=arrays["vectors"],
         postings=Postings(arrays["p_offsets"], arrays["p_rows"], arrays["p_tfs"]),
         vocab={t: i for i, t in enumerate(terms)},
@@ -147,6 +156,7 @@ def _write_record(out: BinaryIO, index: LocalIndex, d: Delta) -> None:
         "day": s.day.buf[lo:hi],
         "source_code": s.source_code.buf[lo:hi],
         "doclen": s.doclen.buf[lo:hi],
+        "spans": np.stack([s.start.buf[lo:hi], s.end.buf[lo:hi]], axis=1),
         "vectors": s.tail_vectors.buf[lo - b : hi - b],
         "term_counts": np.diff(off[lo - b : hi - b + 1]),
         "terms": s.row_terms.buf[t_lo:t_hi],
@@ -163,6 +173,7 @@ def _write_record(out: BinaryIO, index: LocalIndex, d: Delta) -> None:
         "new_sources": s.source_names[d.sources_lo : d.sources_hi],
         "ids": s.ids[lo:hi],
         "article_of": s.article_of[lo:hi],
+        "row_hash": s.row_hash[lo:hi],
         "arrays": [[name, a.dtype.str, list(a.shape)] for name, a in arrays.items()],
     }
     raw = json.dumps(header).encode()
@@ -206,8 +217,8 @@ def _replay(index: LocalIndex, h: dict[str, Any], a: dict[str, np.ndarray]) -> i
 
     def append(part: slice, retire: list[str], hashes: dict[str, str]) -> None:
         index._append(
-            h["ids"][part], h["article_of"][part], a["day"][part], a["source_code"][part], a["vectors"][part],
-            postings[part], retire, hashes,
+            h["ids"][part], h["article_of"][part], h["row_hash"][part], a["spans"][part], a["day"][part],
+            a["source_code"][part], a["vectors"][part], postings[part], retire, hashes,
         )  # fmt: skip
 
     if k:  # leftovers of a failed write: appended as they were, dead

@@ -67,6 +67,7 @@ class ChunkRow:
     text: str
     embedding: np.ndarray
     start: int = 0
+    end: int = 0
 
 
 class DataDirLock:
@@ -116,7 +117,9 @@ class ChromaStore:
         )
         self.articles = client.get_or_create_collection(f"{name}-articles", embedding_function=None)
         self.meta = client.get_or_create_collection(f"{name}-meta", embedding_function=None)
-        self.feed = ChangeFeed(client.get_or_create_collection(f"{name}-feed", embedding_function=None), self.meta)
+        self.feed = ChangeFeed(
+            client.get_or_create_collection(f"{name}-feed", embedding_function=None), lambda: self.meta
+        )
         self._max_batch = int(client.get_max_batch_size())
         self._check_embedder(embedder_name, dimension)
 
@@ -148,16 +151,17 @@ class ChromaStore:
             return ""
         return str(((got["metadatas"] or [{}])[0] or {}).get("token", ""))
 
-    def _bump_generation(self, token: str | None = None) -> str:
-        token = token or uuid.uuid4().hex
+    def _bump_generation(self) -> str:
+        token = uuid.uuid4().hex
         self.meta.upsert(ids=["generation"], embeddings=[[1.0]], metadatas=[{"token": token}])
         return token
 
     def _finish(self, op: Operation, article_ids: Sequence[str]) -> str:
-        # The feed entry before the final token: a replica that reads this token finds the entry.
+        # The feed entry before the final token (written with the feed's head): a replica that reads this
+        # token finds the entry.
         token = uuid.uuid4().hex
         self.feed.append(op, article_ids, token)
-        return self._bump_generation(token)
+        return token
 
     # --- the change feed ---
 
@@ -306,6 +310,26 @@ class ChromaStore:
             out[cid] = (text[int(meta["start"]) : int(meta["end"])], {**record, **meta})
         return out
 
+    def get_spans(self, spans: Sequence[tuple[str, str, str, int, int]]) -> dict[str, tuple[str, dict[str, Any]]]:
+        """`get_chunks` for chunks whose article, version and offsets the caller knows: one read of the articles.
+
+        (chunk id, article id, content hash, start, end) each; a chunk whose article is gone or has another
+        live version is left out.
+        """
+        wanted = list(dict.fromkeys(aid for _, aid, _, _, _ in spans))
+        got = self.articles.get(ids=wanted, include=["documents", "metadatas"]) if wanted else None
+        articles = (
+            {aid: (doc, meta) for aid, doc, meta in zip(got["ids"], got["documents"] or [],
+                                                         got["metadatas"] or [], strict=True)}
+            if got else {}
+        )  # fmt: skip
+        out = {}
+        for cid, aid, content_hash, start, end in spans:
+            text, record = articles.get(aid, ("", {}))
+            if record.get("content_hash") == content_hash:
+                out[cid] = (text[start:end], {**record, "start": start, "end": end})
+        return out
+
     def live_chunks(self, article_ids: Sequence[str]) -> tuple[dict[str, str], list[ChunkRow]]:
         """For a replica catching up: these articles' live hashes (absent: deleted) and live chunks."""
         live: dict[str, str] = {}
@@ -392,6 +416,7 @@ def _rows(
                 text=text[start:end] if same else "",
                 embedding=np.asarray(emb, dtype=np.float32),
                 start=start,
+                end=end,
             )
         )
     return rows
