@@ -133,9 +133,10 @@ class RagService:
         # the feed no longer reaches back that far, or when the store's token stays unexplained by any entry
         # (a writer that died between its data and its feed entry).
         index = self.index
-        changes, floor = self.store.changes_since(index.feed_seq)
-        if index.feed_seq + 1 < floor:
-            log.info("the change feed no longer reaches back to this replica's position; rebuilding")
+        changes, head, floor = self.store.changes_since(index.feed_seq)
+        if index.feed_seq + 1 < floor or head < index.feed_seq:
+            # Trimmed past our position, or behind it: the server's data were restored from a backup or replaced.
+            log.info("the change feed does not continue from this replica's position; rebuilding")
             self.index = self._load_index()
             return
         new = [c for c in changes if c.id not in index.feed_seen]

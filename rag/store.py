@@ -146,7 +146,10 @@ class ChromaStore:
 
     def generation(self) -> str:
         """The token of the last write ('' for a store never written)."""
-        got = self.meta.get(ids=["generation"], include=["metadatas"])
+        try:
+            got = self.meta.get(ids=["generation"], include=["metadatas"])
+        except Exception as exc:  # connection errors come in many types
+            raise StoreError(f"reading from Chroma failed: {exc}") from exc
         if not got["ids"]:
             return ""
         return str(((got["metadatas"] or [{}])[0] or {}).get("token", ""))
@@ -169,9 +172,10 @@ class ChromaStore:
         """The number of the last change recorded."""
         return self.feed.position()[0]
 
-    def changes_since(self, seq: int) -> tuple[list[Change], int]:
-        """Changes numbered a little below `seq` and above, and the oldest number the feed still holds."""
-        return self.feed.since(seq), self.feed.position()[1]
+    def changes_since(self, seq: int) -> tuple[list[Change], int, int]:
+        """Changes numbered a little below `seq` and above, the feed's head and the oldest number it holds."""
+        head, floor = self.feed.position()  # before the entries: an entry past this head is simply early
+        return self.feed.since(seq), head, floor
 
     # --- articles ---
 
@@ -317,7 +321,10 @@ class ChromaStore:
         live version is left out.
         """
         wanted = list(dict.fromkeys(aid for _, aid, _, _, _ in spans))
-        got = self.articles.get(ids=wanted, include=["documents", "metadatas"]) if wanted else None
+        try:
+            got = self.articles.get(ids=wanted, include=["documents", "metadatas"]) if wanted else None
+        except Exception as exc:  # connection errors come in many types
+            raise StoreError(f"reading from Chroma failed: {exc}") from exc
         articles = (
             {aid: (doc, meta) for aid, doc, meta in zip(got["ids"], got["documents"] or [],
                                                          got["metadatas"] or [], strict=True)}
@@ -362,7 +369,10 @@ class ChromaStore:
         """Nearest chunks by cosine: (chunk id, similarity), best first."""
         if n <= 0:
             return []
-        got = self.chunks.query(query_embeddings=[vector], n_results=n, include=["distances"])
+        try:
+            got = self.chunks.query(query_embeddings=[vector], n_results=n, include=["distances"])
+        except Exception as exc:  # connection errors come in many types
+            raise StoreError(f"searching Chroma failed: {exc}") from exc
         return [(cid, 1.0 - float(d)) for cid, d in zip(got["ids"][0], (got["distances"] or [[]])[0], strict=True)]
 
     def count_chunks(self) -> int:

@@ -33,43 +33,50 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-@pytest.fixture(scope="module")
-def chroma_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A real Chroma server on 127.0.0.1 at a free port, for this module."""
-    folder = tmp_path_factory.mktemp("chroma-server")
+def start_chroma(folder: Path, port: int) -> subprocess.Popen[bytes]:
+    """`chroma run` on 127.0.0.1:port with its data in folder/db, once it answers its heartbeat."""
     chroma = shutil.which("chroma") or str(Path(sys.executable).with_name("chroma"))
-    port = free_port()
     url = f"http://127.0.0.1:{port}"
-    log = (folder / "server.log").open("wb")
+    log = (folder / "server.log").open("ab")
     process = subprocess.Popen(
         [chroma, "run", "--host", "127.0.0.1", "--port", str(port), "--path", str(folder / "db")],
         stdout=log,
         stderr=subprocess.STDOUT,
     )
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if process.poll() is not None:
-                pytest.fail(
-                    f"chroma run exited with {process.returncode}: {(folder / 'server.log').read_text()[-2000:]}"
-                )
-            try:
-                if httpx.get(f"{url}/api/v2/heartbeat", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail("chroma run did not answer its heartbeat within 60 s")
-            time.sleep(0.1)
-        yield url
-    finally:
-        process.terminate()
+    log.close()
+    deadline = time.monotonic() + 60
+    while True:
+        if process.poll() is not None:
+            pytest.fail(f"chroma run exited with {process.returncode}: {(folder / 'server.log').read_text()[-2000:]}")
         try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()
+            if httpx.get(f"{url}/api/v2/heartbeat", timeout=1).status_code == 200:
+                return process
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline:
+            stop_chroma(process)
+            pytest.fail("chroma run did not answer its heartbeat within 60 s")
+        time.sleep(0.1)
+
+
+def stop_chroma(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+@pytest.fixture(scope="module")
+def chroma_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real Chroma server on 127.0.0.1 at a free port, for this module."""
+    port = free_port()
+    process = start_chroma(tmp_path_factory.mktemp("chroma-server"), port)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        stop_chroma(process)
 
 
 @pytest.fixture
@@ -314,3 +321,45 @@ def test_a_writer_that_died_before_its_feed_entry_is_caught_by_a_rebuild(
     time.sleep(0.6)
     assert reader.search("Quistgaard")[0].article_id == "harbour-bridge"  # the data were written: rebuilt
     assert rebuilt
+
+
+def test_a_replica_rebuilds_when_the_server_goes_back_in_time(
+    open_service: OpenService, server_settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    writer = open_service(server_settings)
+    writer.ingest_paths([write_jsonl(tmp_path / "a.jsonl", NEWS[:1])])
+    writer.ingest_paths([write_jsonl(tmp_path / "b.jsonl", NEWS[1:2])])
+    reader = open_service(server_settings)
+    assert reader.index.feed_seq == 2
+    # A restore from a backup taken before those writes: the feed's head is behind the replica's position.
+    writer.delete_article("wheat-harvest")
+    writer.store.meta.upsert(ids=["feed"], embeddings=[[1.0]], metadatas=[{"head": 0, "floor": 0}])
+    writer.store.feed.entries.delete(where={"seq": {"$gte": 0}})
+    writer.store.meta.upsert(ids=["generation"], embeddings=[[1.0]], metadatas=[{"token": "restored"}])
+    rebuilt = refuse_rebuild(monkeypatch)
+    assert "wheat-harvest" not in {p.article_id for p in reader.search("wheat harvest", k=20)}
+    assert rebuilt and reader.index.generation == "restored"
+
+
+def test_replicas_carry_on_from_the_feed_after_the_server_restarts(
+    open_service: OpenService, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    port = free_port()
+    server = start_chroma(tmp_path, port)
+    try:
+        settings = make_settings(tmp_path / "data", chroma_url=f"http://127.0.0.1:{port}", index_refresh_seconds=0)
+        writer = open_service(settings)
+        reader = open_service(settings)
+        writer.ingest_paths([write_jsonl(tmp_path / "a.jsonl", NEWS[:2])])
+        assert reader.search("Quistgaard")[0].article_id == "harbour-bridge"
+        stop_chroma(server)
+        with pytest.raises(StoreError):  # the API answers 503 while the server is down
+            reader.search("Quistgaard")
+        server = start_chroma(tmp_path, port)
+        rebuilt = refuse_rebuild(monkeypatch)
+        assert reader.search("Quistgaard")[0].article_id == "harbour-bridge"
+        writer.ingest_paths([write_jsonl(tmp_path / "b.jsonl", NEWS[2:3])])
+        assert reader.search("chess championship")[0].article_id == "chess-final"
+        assert not rebuilt  # same token and feed after the restart: the replica went on from the feed
+    finally:
+        stop_chroma(server)
