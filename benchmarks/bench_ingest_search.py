@@ -1,7 +1,14 @@
 """Ingest throughput, retrieval latency, memory, disk and cold start of the real service, in one run.
 
-    python benchmarks/bench_ingest_search.py            # 10k and 100k chunks
-    python benchmarks/bench_ingest_search.py --quick    # 10k chunks, smaller ingest corpus
+    python benchmarks/bench_ingest_search.py                          # 10k and 100k chunks
+    python benchmarks/bench_ingest_search.py --quick                  # 10k chunks, smaller ingest corpus
+    python benchmarks/bench_ingest_search.py --sizes 1000000 --no-bulk  # 1M chunks (hours on 2 cores)
+
+Per size it prints, from one run: search p50/p95 unfiltered and date-filtered; the same questions timed
+interleaved against the LangChain tutorial retriever (`Chroma(...).as_retriever()`) and raw Chroma queries
+over a plain collection with the same chunks and vectors; single-article ingest split into embedding and the
+rest; two replicas on a `chroma run` server over the built store (first start, and how long the second one's
+refresh tick takes to apply one write and one delete); cold start, peak RSS and disk per chunk.
 
 What runs is the product's own code: `RagService.ingest` for ingest, `ChromaStore.write` + `LocalIndex.apply`
 / `save` to build the large stores, and `RagService.search` in a fresh process for latency, memory and cold
@@ -840,6 +847,8 @@ def main(argv: list[str] | None = None) -> int:
             # New articles for the probe's writes come from far beyond any store's prefix of the corpus.
             entry["serve"] = run_probe(root, queries_file, args.warmup, 10**7, args.seed)
             entry["disk"]["langchain_collection_bytes_per_chunk"] = round(disk_bytes(lc_dir(root)) / built["chunks"])
+            OUT_DIR.mkdir(parents=True, exist_ok=True)  # a long run's figures so far, in case it is stopped
+            (OUT_DIR / f"partial-{size}.json").write_text(json.dumps(entry, indent=2, default=str))
             if not args.no_replicas:
                 log(f"  two replicas on chroma run over {size:,} chunks")
                 entry["replicas"] = bench_replicas(root, embedder, 2 * 10**7, args.seed, args.refresh)
