@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import chromadb.api.types
+import httpx
 import pytest
 from chromadb.utils.embedding_functions.onnx_mini_lm_l6_v2 import ONNXMiniLM_L6_V2
 from conftest import NEWS, SEED_ID, SEED_QUESTION, SEEDS, OpenService, make_settings, write_jsonl
