@@ -472,7 +472,10 @@ class LocalIndex:
     @classmethod
     def rebuild(cls, store: ChromaStore, dimension: int) -> tuple[LocalIndex, list[str]]:
         """Build from the store's live chunks; also returns the ids of orphaned chunks to sweep."""
-        feed_seq = store.feed_head()  # before reading: a write that lands meanwhile is replayed from the feed
+        # Before reading: a write that lands meanwhile is applied from the feed afterwards, and the entries up to
+        # here are in what we read (an entry follows its data), so catching up must not fetch them again.
+        feed_seq = store.feed_head()
+        seen = frozenset(c.id for c in store.changes_since(feed_seq)[0] if c.seq <= feed_seq)
         generation = store.generation()
         live = store.live_hashes()
         index = cls(dimension)
@@ -490,7 +493,7 @@ class LocalIndex:
         index.shared.live_hash.update(live)
         index.shared.deltas.clear()  # a rebuilt index is saved whole, never journaled from nothing
         index.n_deltas = 0
-        index.feed_seq = feed_seq
+        index.feed_seq, index.feed_seen = feed_seq, seen
         return index, orphans
 
 

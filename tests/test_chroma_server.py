@@ -429,3 +429,23 @@ def test_replicas_carry_on_from_the_feed_after_the_server_restarts(
         assert not rebuilt  # same token and feed after the restart: the replica went on from the feed
     finally:
         stop_chroma(server)
+
+
+def test_a_freshly_started_replica_fetches_only_what_was_written_after_its_start(
+    open_service: OpenService, server_settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    writer = open_service(server_settings)
+    for i, article in enumerate(NEWS[:3]):
+        writer.ingest_paths([write_jsonl(tmp_path / f"n{i}.jsonl", [article])])
+    reader = open_service(server_settings)  # a full rebuild: the feed's entries so far are in it
+    asked: list[list[str]] = []
+    original = reader.store.live_hashes
+
+    def spy(ids: Any = None) -> Any:
+        asked.append(list(ids or []))
+        return original(ids)
+
+    monkeypatch.setattr(reader.store, "live_hashes", spy)
+    writer.ingest_paths([write_jsonl(tmp_path / "last.jsonl", NEWS[3:])])
+    assert reader.search("volcanic ash flights")[0].article_id == "volcano-flights"
+    assert asked == [["volcano-flights"]]  # not the articles of the entries before its start
