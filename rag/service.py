@@ -44,6 +44,7 @@ class RagService:
         self._index_dir: Path | None = settings.data_dir / "index" if store.is_local else None
         self._write_lock = threading.RLock()
         self._refresh_lock = threading.Lock()
+        self._catch_up_lock = threading.Lock()
         self._checked_at = 0.0
         self._unexplained: dict[str, float] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -125,14 +126,15 @@ class RagService:
                 current = self.store.generation()
                 generation = current if current != self.index.generation else None
                 self._checked_at = time.monotonic()  # after the check: a store that failed it is asked again
-        # One catch-up at a time, and not while this process writes: other searches go on with the published
-        # index, and the next tick catches up.
-        if generation is not None and self._write_lock.acquire(blocking=False):
-            try:
-                if self.index.generation != generation:
-                    self._catch_up(generation)
-            finally:
-                self._write_lock.release()
+        if generation is not None:
+            # Searches that found the index stale together wait for one catch-up, then all see it. Not while this
+            # process writes: that write publishes its own index, and the next tick catches up with the rest.
+            with self._catch_up_lock:
+                if self.index.generation != generation and self._write_lock.acquire(blocking=False):
+                    try:
+                        self._catch_up(generation)
+                    finally:
+                        self._write_lock.release()
         return self.index
 
     def _catch_up(self, generation: str) -> None:

@@ -263,14 +263,14 @@ def test_concurrent_searches_on_a_stale_replica_rebuild_its_index_once(
     writer.ingest_paths([write_jsonl(tmp_path / "news.jsonl", NEWS)])
 
     rebuilds: list[float] = []
-    load_index = reader._load_index
+    catch_up = reader._catch_up
 
-    def slow_load() -> Any:
+    def slow_catch_up(generation: str) -> None:
         rebuilds.append(time.monotonic())
         time.sleep(0.3)  # a large index takes seconds: wide enough for every thread to find it stale
-        return load_index()
+        catch_up(generation)
 
-    monkeypatch.setattr(reader, "_load_index", slow_load)
+    monkeypatch.setattr(reader, "_catch_up", slow_catch_up)
     barrier = threading.Barrier(4)
     found: list[str] = []
 
@@ -284,7 +284,9 @@ def test_concurrent_searches_on_a_stale_replica_rebuild_its_index_once(
     for thread in threads:
         thread.join(timeout=30)
     assert found == ["harbour-bridge"] * 4
-    assert len(rebuilds) == 1, f"{len(rebuilds)} threads each rebuilt the whole index"
+    assert len(rebuilds) == 1, f"{len(rebuilds)} threads each caught the index up"
+
+
 # --- the change feed: replicas apply what changed, and rebuild only when they must ---
 
 
