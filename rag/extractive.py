@@ -94,12 +94,12 @@ class ExtractiveResult:
 class Weights:
     """How a candidate sentence is scored. Chosen on the dev sets (`rag eval`): see evals/README.md."""
 
-    semantic: float = 0.5  # cosine of question and sentence
-    lexical: float = 0.35  # weighted share of the question's words in the sentence
-    neighbourhood: float = 0.25  # ... in the sentence, the one before it and the article's title
+    semantic: float = 0.6  # cosine of question and sentence
+    lexical: float = 0.2  # weighted share of the question's words in the sentence
+    neighbourhood: float = 0.4  # ... in the sentence, the one before it and the article's title
     context_semantic: float = 0.15  # cosine of question and the sentence before, when that is higher
     rank: float = 0.04  # the passage's retrieval rank (1/rank)
-    threshold: float = 0.42  # below this the best candidate is not an answer: abstain
+    threshold: float = 0.36  # below this the best candidate is not an answer: abstain
     second: float = 0.97  # a second sentence for one part only when it scores this close to the first
     extras: dict[str, float] = field(default_factory=dict)
 

@@ -116,7 +116,7 @@ class HybridSearcher:
         if not best:
             return []
         similarities = np.asarray(index.vectors[best]) @ vector
-        fetched = self.store.get_chunks([index.ids[r] for r in best])
+        fetched = self.store.get_spans([index.span(r) for r in best])  # one read: the index knows the offsets
         passages = []
         for row, similarity in zip(best, similarities, strict=True):
             chunk_id = index.ids[row]

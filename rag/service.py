@@ -19,6 +19,7 @@ from rag.config import Settings
 from rag.documents import iter_files, read_file
 from rag.embeddings import Embedder, make_embedder
 from rag.errors import IngestError, InvalidRequestError, StoreError
+from rag.feed import LOOKBACK
 from rag.index import LocalIndex
 from rag.ingest import Ingestor, Progress
 from rag.llm import make_chat_model
@@ -28,6 +29,8 @@ from rag.store import ArticleRecord, ChromaStore, DataDirLock, open_store
 from rag.temporal import parse_intent
 
 log = logging.getLogger(__name__)
+# How long a replica waits for the feed entry of a write it sees under way before it rebuilds in full.
+_UNEXPLAINED_SECONDS = 60.0
 T = TypeVar("T")
 
 
@@ -41,7 +44,9 @@ class RagService:
         self._index_dir: Path | None = settings.data_dir / "index" if store.is_local else None
         self._write_lock = threading.RLock()
         self._refresh_lock = threading.Lock()
+        self._catch_up_lock = threading.Lock()
         self._checked_at = 0.0
+        self._unexplained: dict[str, float] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self.index = self._load_index()
         self.searcher = HybridSearcher(store, embedder, settings.candidates, settings.rrf_k)
@@ -112,20 +117,61 @@ class RagService:
         return index
 
     def current_index(self) -> LocalIndex:
-        """The index, refreshed when another replica has written to a shared Chroma server."""
+        """The index, caught up with writes that other replicas made to a shared Chroma server."""
         if self.store.is_local:
             return self.index  # we hold the directory's lock: nobody else writes
-        stale = False
+        generation = None
         with self._refresh_lock:  # one check at a time; never held while waiting for the write lock
             if time.monotonic() - self._checked_at >= self.settings.index_refresh_seconds:
-                stale = self.store.generation() != self.index.generation
+                current = self.store.generation()
+                generation = current if current != self.index.generation else None
                 self._checked_at = time.monotonic()  # after the check: a store that failed it is asked again
-        if stale:
-            with self._write_lock:
-                # Threads that found the index stale together queue here; only the first one rebuilds it.
-                if self.store.generation() != self.index.generation:
-                    self.index = self._load_index()
+        if generation is not None:
+            # Searches that found the index stale together wait for one catch-up, then all see it. Not while this
+            # process writes: that write publishes its own index, and the next tick catches up with the rest.
+            with self._catch_up_lock:
+                if self.index.generation != generation and self._write_lock.acquire(blocking=False):
+                    try:
+                        self._catch_up(generation)
+                    finally:
+                        self._write_lock.release()
         return self.index
+
+    def _catch_up(self, generation: str) -> None:
+        # Apply the change feed since our position: fetch only the articles it names. A full rebuild only when
+        # the feed no longer reaches back that far, or when the store's token stays unexplained by any entry
+        # (a writer that died between its data and its feed entry).
+        index = self.index
+        changes, head, floor = self.store.changes_since(index.feed_seq)
+        if index.feed_seq + 1 < floor or head < index.feed_seq:
+            # Trimmed past our position, or behind it: the server's data were restored from a backup or replaced.
+            log.info("the change feed does not continue from this replica's position; rebuilding")
+            self.index = self._load_index()
+            return
+        new = [c for c in changes if c.id not in index.feed_seen]
+        if not new:
+            if generation in {c.generation for c in changes}:
+                explained = index.copy()
+                explained.generation = generation
+                self.index = explained
+                return
+            since = self._unexplained.get(generation, time.monotonic())
+            self._unexplained = {generation: since}
+            if time.monotonic() - since > _UNEXPLAINED_SECONDS:
+                log.warning("the store changed with no change-feed entry for %.0f s; rebuilding", _UNEXPLAINED_SECONDS)
+                self.index = self._load_index()
+            return
+        named = list(dict.fromkeys(a for c in new for a in c.article_ids))
+        stored = self.store.live_hashes(named)
+        changed = [a for a in named if stored.get(a) != index.live_hash.get(a)]  # our own writes are in already
+        live, rows = self.store.live_chunks(changed) if changed else ({}, [])
+        nxt = index.copy()
+        nxt.apply_rows(rows, live, [a for a in changed if a not in live], new[-1].generation)
+        nxt.feed_seq = max(index.feed_seq, new[-1].seq)
+        nxt.feed_seen = frozenset(c.id for c in changes if c.seq > nxt.feed_seq - LOOKBACK)
+        if generation in {c.generation for c in changes}:
+            nxt.generation = generation
+        self.index = nxt
 
     # --- articles ---
 

@@ -1,8 +1,10 @@
 """The article store: Chroma on local disk or a Chroma server. The only module that imports chromadb.
 
-Three collections per store: `<name>-chunks` (one vector per chunk, document = the chunk's exact text),
+Four collections per store: `<name>-chunks` (one vector per chunk with its article id, content hash and
+character offsets; no text: a chunk's text is its article's `text[start:end]`, so it is stored once),
 `<name>-articles` (one record per article: its canonical text and metadata, including the content hash of
-the version that is live) and `<name>-meta` (the store's generation token and embedder name).
+the version that is live), `<name>-meta` (the store's generation token, embedder name and feed position) and
+`<name>-feed` (what each write changed, for replicas: rag/feed.py).
 
 An article is replaced in an order that keeps every search consistent: the new chunks are written first
 (ids carry the content hash, so they sit beside the old ones), then the article record flips to the new
@@ -30,6 +32,7 @@ import numpy as np
 
 from rag.config import Settings
 from rag.errors import ConfigError, NotFoundError, RagError, StoreError, StoreLockedError
+from rag.feed import Change, ChangeFeed, Operation
 from rag.models import Article, Chunk
 
 _PAGE = 2000
@@ -83,6 +86,8 @@ class ChunkRow:
     title: str
     text: str
     embedding: np.ndarray
+    start: int = 0
+    end: int = 0
 
 
 class DataDirLock:
@@ -132,6 +137,9 @@ class ChromaStore:
         )
         self.articles = client.get_or_create_collection(f"{name}-articles", embedding_function=None)
         self.meta = client.get_or_create_collection(f"{name}-meta", embedding_function=None)
+        self.feed = ChangeFeed(
+            client.get_or_create_collection(f"{name}-feed", embedding_function=None), lambda: self.meta
+        )
         self._max_batch = int(client.get_max_batch_size())
         self._check_embedder(embedder_name, dimension)
 
@@ -159,7 +167,10 @@ class ChromaStore:
     @_reads
     def generation(self) -> str:
         """The token of the last write ('' for a store never written)."""
-        got = self.meta.get(ids=["generation"], include=["metadatas"])
+        try:
+            got = self.meta.get(ids=["generation"], include=["metadatas"])
+        except Exception as exc:  # connection errors come in many types
+            raise StoreError(f"reading from Chroma failed: {exc}") from exc
         if not got["ids"]:
             return ""
         return str(((got["metadatas"] or [{}])[0] or {}).get("token", ""))
@@ -168,6 +179,24 @@ class ChromaStore:
         token = uuid.uuid4().hex
         self.meta.upsert(ids=["generation"], embeddings=[[1.0]], metadatas=[{"token": token}])
         return token
+
+    def _finish(self, op: Operation, article_ids: Sequence[str]) -> str:
+        # The feed entry before the final token (written with the feed's head): a replica that reads this
+        # token finds the entry.
+        token = uuid.uuid4().hex
+        self.feed.append(op, article_ids, token)
+        return token
+
+    # --- the change feed ---
+
+    def feed_head(self) -> int:
+        """The number of the last change recorded."""
+        return self.feed.position()[0]
+
+    def changes_since(self, seq: int) -> tuple[list[Change], int, int]:
+        """Changes numbered a little below `seq` and above, the feed's head and the oldest number it holds."""
+        head, floor = self.feed.position()  # before the entries: an entry past this head is simply early
+        return self.feed.since(seq), head, floor
 
     # --- articles ---
 
@@ -195,14 +224,12 @@ class ChromaStore:
             return self.generation()
         ids: list[str] = []
         vectors: list[np.ndarray] = []
-        docs: list[str] = []
         metas: list[dict[str, Any]] = []
         for article, chunks, embeddings in batch:
-            base = _article_meta(article)
+            base = {"article_id": article.id, "content_hash": article.content_hash}
             for chunk, vector in zip(chunks, embeddings, strict=True):
                 ids.append(chunk.id)
                 vectors.append(vector)
-                docs.append(chunk.text)
                 metas.append({**base, "start": chunk.start, "end": chunk.end})
         try:
             # A new token before anything is written: an index saved before a crash in this write no longer
@@ -210,9 +237,7 @@ class ChromaStore:
             self._bump_generation()
             for lo in range(0, len(ids), self._max_batch):
                 hi = lo + self._max_batch
-                self.chunks.upsert(
-                    ids=ids[lo:hi], embeddings=np.asarray(vectors[lo:hi]), documents=docs[lo:hi], metadatas=metas[lo:hi]
-                )
+                self.chunks.upsert(ids=ids[lo:hi], embeddings=np.asarray(vectors[lo:hi]), metadatas=metas[lo:hi])
             now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
             records = [
                 {**_article_meta(a), "chunks": len(c), "ingested_at": now, **({"author": a.author} if a.author else {})}
@@ -229,7 +254,7 @@ class ChromaStore:
             for article, _, _ in batch:
                 if article.id in replaced:
                     self._sweep(article.id, article.content_hash)
-            return self._bump_generation()
+            return self._finish("write", [a.id for a, _, _ in batch])
         except Exception as exc:  # chromadb raises assorted types; report them as one store failure
             raise StoreError(f"writing to Chroma failed: {exc}") from exc
 
@@ -253,7 +278,7 @@ class ChromaStore:
             self._bump_generation()  # as in `write`: a crash below must not leave a trusted, stale index
             self.articles.delete(ids=[article_id])  # the record goes first: its chunks are invisible from now on
             self._sweep(article_id, None)
-            return self._bump_generation()
+            return self._finish("delete", [article_id])
         except Exception as exc:  # chromadb raises assorted types; report them as one store failure
             raise StoreError(f"deleting from Chroma failed: {exc}") from exc
 
@@ -293,19 +318,90 @@ class ChromaStore:
 
     @_reads
     def get_chunks(self, ids: Sequence[str]) -> dict[str, tuple[str, dict[str, Any]]]:
-        """Chunk id -> (text, metadata) for the ids that exist."""
-        got = self.chunks.get(ids=list(ids), include=["documents", "metadatas"])
-        return {
-            cid: (doc, meta)
-            for cid, doc, meta in zip(got["ids"], got["documents"] or [], got["metadatas"] or [], strict=True)
-        }
+        """Chunk id -> (text, metadata with its article's) for the ids whose article version is live.
+
+        A chunk of a deleted article, or of a version since replaced, is left out: its offsets point into a
+        text that is no longer stored (and it must not be shown anyway).
+        """
+        got = self.chunks.get(ids=list(ids), include=["metadatas"])
+        metas = dict(zip(got["ids"], got["metadatas"] or [], strict=True))
+        article_ids = list(dict.fromkeys(str(m["article_id"]) for m in metas.values()))
+        records = self.articles.get(ids=article_ids, include=["documents", "metadatas"]) if article_ids else None
+        articles = (
+            {aid: (doc, meta) for aid, doc, meta in zip(records["ids"], records["documents"] or [],
+                                                         records["metadatas"] or [], strict=True)}
+            if records else {}
+        )  # fmt: skip
+        out = {}
+        for cid in ids:
+            meta = metas.get(cid)
+            article = articles.get(str(meta["article_id"])) if meta else None
+            if meta is None or article is None or article[1].get("content_hash") != meta.get("content_hash"):
+                continue
+            text, record = article
+            out[cid] = (text[int(meta["start"]) : int(meta["end"])], {**record, **meta})
+        return out
+
+    def get_spans(self, spans: Sequence[tuple[str, str, str, int, int]]) -> dict[str, tuple[str, dict[str, Any]]]:
+        """`get_chunks` for chunks whose article, version and offsets the caller knows: one read of the articles.
+
+        (chunk id, article id, content hash, start, end) each; a chunk whose article is gone or has another
+        live version is left out.
+        """
+        wanted = list(dict.fromkeys(aid for _, aid, _, _, _ in spans))
+        try:
+            got = self.articles.get(ids=wanted, include=["documents", "metadatas"]) if wanted else None
+        except Exception as exc:  # connection errors come in many types
+            raise StoreError(f"reading from Chroma failed: {exc}") from exc
+        articles = (
+            {aid: (doc, meta) for aid, doc, meta in zip(got["ids"], got["documents"] or [],
+                                                         got["metadatas"] or [], strict=True)}
+            if got else {}
+        )  # fmt: skip
+        out = {}
+        for cid, aid, content_hash, start, end in spans:
+            text, record = articles.get(aid, ("", {}))
+            if record.get("content_hash") == content_hash:
+                out[cid] = (text[start:end], {**record, "start": start, "end": end})
+        return out
+
+    def live_chunks(self, article_ids: Sequence[str]) -> tuple[dict[str, str], list[ChunkRow]]:
+        """For a replica catching up: these articles' live hashes (absent: deleted) and live chunks."""
+        live: dict[str, str] = {}
+        rows: list[ChunkRow] = []
+        ids = list(dict.fromkeys(article_ids))
+        for lo in range(0, len(ids), 100):
+            part = ids[lo : lo + 100]
+            records = self.articles.get(ids=part, include=["documents", "metadatas"])
+            articles = dict(zip(records["ids"], zip(records["documents"] or [], records["metadatas"] or [],
+                                                    strict=True), strict=True))  # fmt: skip
+            live.update({aid: str(meta["content_hash"]) for aid, (_, meta) in articles.items()})
+            if not articles:
+                continue
+            got = self.chunks.get(where={"article_id": {"$in": list(articles)}}, include=["metadatas", "embeddings"])
+            rows += _rows(got, articles, live)
+        rows.sort(key=lambda r: (r.article_id, r.start))
+        return live, rows
+
+    def chunk_texts(self, article_id: str) -> list[tuple[str, str | None]]:
+        """(chunk id, text) of every chunk stored for an article, live or not (None: not the live version)."""
+        got = self.chunks.get(where={"article_id": article_id}, include=["metadatas"])
+        record = self.articles.get(ids=[article_id], include=["documents", "metadatas"])
+        text, live = ((record["documents"] or [""])[0], (record["metadatas"] or [{}])[0]) if record["ids"] else ("", {})
+        return sorted(
+            (cid, text[int(m["start"]) : int(m["end"])] if m.get("content_hash") == live.get("content_hash") else None)
+            for cid, m in zip(got["ids"], got["metadatas"] or [], strict=True)
+        )
 
     @_reads
     def dense_query(self, vector: np.ndarray, n: int) -> list[tuple[str, float]]:
         """Nearest chunks by cosine: (chunk id, similarity), best first."""
         if n <= 0:
             return []
-        got = self.chunks.query(query_embeddings=[vector], n_results=n, include=["distances"])
+        try:
+            got = self.chunks.query(query_embeddings=[vector], n_results=n, include=["distances"])
+        except Exception as exc:  # connection errors come in many types
+            raise StoreError(f"searching Chroma failed: {exc}") from exc
         return [(cid, 1.0 - float(d)) for cid, d in zip(got["ids"][0], (got["distances"] or [[]])[0], strict=True)]
 
     def count_chunks(self) -> int:
@@ -313,21 +409,17 @@ class ChromaStore:
         return int(self.chunks.count())
 
     def iter_chunks(self) -> Iterator[ChunkRow]:
-        """Every chunk with its vector, for rebuilding the local index."""
-        for page in self._pages(self.chunks, include=["metadatas", "documents", "embeddings"]):
-            for cid, meta, doc, emb in zip(
-                page["ids"], page["metadatas"] or [], page["documents"] or [], page["embeddings"], strict=True
-            ):
-                yield ChunkRow(
-                    id=cid,
-                    article_id=str(meta["article_id"]),
-                    content_hash=str(meta["content_hash"]),
-                    published_day=int(meta.get("published_day", _NO_DAY)),
-                    source=str(meta.get("source", "")),
-                    title=str(meta.get("title", "")),
-                    text=doc,
-                    embedding=np.asarray(emb, dtype=np.float32),
-                )
+        """Every chunk with its vector, for rebuilding the local index (text and metadata from its article).
+
+        A chunk whose article is gone, or whose hash is not the article's live one, comes with empty text:
+        the rebuild sweeps it as an orphan.
+        """
+        for page in self._pages(self.chunks, include=["metadatas", "embeddings"]):
+            wanted = list(dict.fromkeys(str(m["article_id"]) for m in page["metadatas"] or []))
+            records = self.articles.get(ids=wanted, include=["documents", "metadatas"])
+            articles = dict(zip(records["ids"], zip(records["documents"] or [], records["metadatas"] or [],
+                                                    strict=True), strict=True))  # fmt: skip
+            yield from _rows(page, articles, None)
 
     @staticmethod
     def _pages(collection: Any, include: list[str]) -> Iterator[dict[str, Any]]:
@@ -341,6 +433,35 @@ class ChromaStore:
                 return
             yield page
             offset += len(page["ids"])
+
+
+def _rows(
+    got: dict[str, Any], articles: dict[str, tuple[str, dict[str, Any]]], live: dict[str, str] | None
+) -> list[ChunkRow]:
+    """Chunk rows from a `get` of chunks and their articles' records; with `live`, only live versions."""
+    rows = []
+    for cid, meta, emb in zip(got["ids"], got["metadatas"] or [], got["embeddings"], strict=True):
+        aid, content_hash = str(meta["article_id"]), str(meta["content_hash"])
+        if live is not None and live.get(aid) != content_hash:
+            continue
+        text, record = articles.get(aid, ("", {}))
+        same = record.get("content_hash") == content_hash
+        start, end = int(meta["start"]), int(meta["end"])
+        rows.append(
+            ChunkRow(
+                id=cid,
+                article_id=aid,
+                content_hash=content_hash,
+                published_day=int(record.get("published_day", _NO_DAY)),
+                source=str(record.get("source", "")),
+                title=str(record.get("title", "")),
+                text=text[start:end] if same else "",
+                embedding=np.asarray(emb, dtype=np.float32),
+                start=start,
+                end=end,
+            )
+        )
+    return rows
 
 
 def _article_meta(article: Article) -> dict[str, Any]:

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import shutil
+import socket
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -10,15 +14,19 @@ from pathlib import Path
 from typing import Any
 
 import chromadb.api.types
+import httpx
 import pytest
 from chromadb.utils.embedding_functions.onnx_mini_lm_l6_v2 import ONNXMiniLM_L6_V2
 from conftest import NEWS, SEED_ID, SEED_QUESTION, SEEDS, OpenService, make_settings, write_jsonl
 from fastapi.testclient import TestClient
 from servers import ChromaServer
 
+import rag.feed
+import rag.service
 from rag.api.app import create_app
 from rag.config import Settings
-from rag.errors import NotFoundError
+from rag.errors import NotFoundError, StoreError
+from rag.index import LocalIndex
 from rag.models import Filters
 from rag.service import RagService
 
@@ -29,6 +37,45 @@ def chroma_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     server = ChromaServer(tmp_path_factory.mktemp("chroma-server")).start()
     yield server.url
     server.stop()
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start_chroma(folder: Path, port: int) -> subprocess.Popen[bytes]:
+    """`chroma run` on 127.0.0.1:port with its data in folder/db, once it answers its heartbeat."""
+    chroma = shutil.which("chroma") or str(Path(sys.executable).with_name("chroma"))
+    url = f"http://127.0.0.1:{port}"
+    log = (folder / "server.log").open("ab")
+    process = subprocess.Popen(
+        [chroma, "run", "--host", "127.0.0.1", "--port", str(port), "--path", str(folder / "db")],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    log.close()
+    deadline = time.monotonic() + 60
+    while True:
+        if process.poll() is not None:
+            pytest.fail(f"chroma run exited with {process.returncode}: {(folder / 'server.log').read_text()[-2000:]}")
+        try:
+            if httpx.get(f"{url}/api/v2/heartbeat", timeout=1).status_code == 200:
+                return process
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline:
+            stop_chroma(process)
+            pytest.fail("chroma run did not answer its heartbeat within 60 s")
+        time.sleep(0.1)
+
+
+def stop_chroma(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 @pytest.fixture
@@ -44,8 +91,7 @@ NEW = {**NEWS[0], "body": "The harbour bridge stays shut. Inspector Ragnhild Oye
 
 
 def texts_of(service: RagService, article_id: str) -> list[str]:
-    got = service.store.chunks.get(where={"article_id": article_id}, include=["documents"])
-    return list(got["documents"])
+    return [text or "" for _, text in service.store.chunk_texts(article_id)]
 
 
 def visible(service: RagService, article_id: str = "harbour-bridge") -> str:
@@ -217,14 +263,14 @@ def test_concurrent_searches_on_a_stale_replica_rebuild_its_index_once(
     writer.ingest_paths([write_jsonl(tmp_path / "news.jsonl", NEWS)])
 
     rebuilds: list[float] = []
-    load_index = reader._load_index
+    catch_up = reader._catch_up
 
-    def slow_load() -> Any:
+    def slow_catch_up(generation: str) -> None:
         rebuilds.append(time.monotonic())
         time.sleep(0.3)  # a large index takes seconds: wide enough for every thread to find it stale
-        return load_index()
+        catch_up(generation)
 
-    monkeypatch.setattr(reader, "_load_index", slow_load)
+    monkeypatch.setattr(reader, "_catch_up", slow_catch_up)
     barrier = threading.Barrier(4)
     found: list[str] = []
 
@@ -238,4 +284,170 @@ def test_concurrent_searches_on_a_stale_replica_rebuild_its_index_once(
     for thread in threads:
         thread.join(timeout=30)
     assert found == ["harbour-bridge"] * 4
-    assert len(rebuilds) == 1, f"{len(rebuilds)} threads each rebuilt the whole index"
+    assert len(rebuilds) == 1, f"{len(rebuilds)} threads each caught the index up"
+
+
+# --- the change feed: replicas apply what changed, and rebuild only when they must ---
+
+
+def refuse_rebuild(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """Count full rebuilds from now on (they still run)."""
+    rebuilt: list[bool] = []
+    original = LocalIndex.rebuild.__func__  # type: ignore[attr-defined]
+
+    def spy(cls: type[LocalIndex], *args: Any) -> Any:
+        rebuilt.append(True)
+        return original(cls, *args)
+
+    monkeypatch.setattr(LocalIndex, "rebuild", classmethod(spy))
+    return rebuilt
+
+
+def assert_only_live_versions(writer: RagService, passages: list[Any]) -> None:
+    """Every passage is a chunk of its article's live version, with the article's own text at its offsets."""
+    for p in passages:
+        record = writer.store.get_article(p.article_id)  # NotFoundError: a deleted article was shown
+        assert p.chunk_id.split(":")[1] == record.content_hash[:12]
+        assert record.text is not None and record.text[p.start : p.end] == p.text
+
+
+def seconds_until(condition: Any, limit: float) -> float:
+    start = time.monotonic()
+    while not condition():
+        assert time.monotonic() - start < limit + 2, "not visible in time"
+        time.sleep(0.05)
+    return time.monotonic() - start
+
+
+def test_a_replica_applies_writes_and_deletes_from_the_feed_within_its_refresh_interval(
+    open_service: OpenService, server_settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    refresh = 1.0
+    settings = server_settings.model_copy(update={"index_refresh_seconds": refresh})
+    writer = open_service(settings)
+    reader = open_service(settings)
+    writer.ingest_paths([write_jsonl(tmp_path / "news.jsonl", [OLD, *NEWS[1:]])])
+    rebuilt = refuse_rebuild(monkeypatch)
+
+    def reader_finds(query: str, article_id: str, text: str | None) -> bool:
+        found = reader.search(query, k=20)
+        assert_only_live_versions(writer, found)  # the writer is idle: what is live now is what must be shown
+        mine = [p for p in found if p.article_id == article_id]
+        return bool(mine) and any(text in p.text for p in mine) if text else not mine
+
+    assert seconds_until(lambda: reader_finds("Quistgaard cables", "harbour-bridge", "Quistgaard"), refresh) <= (
+        refresh + 1
+    )
+    writer.ingest_paths([write_jsonl(tmp_path / "new.jsonl", [NEW])])
+    assert seconds_until(lambda: reader_finds("Oyelaran cracked cables", "harbour-bridge", "Oyelaran"), refresh) <= (
+        refresh + 1
+    )
+    assert "Quistgaard" not in visible(reader)
+    writer.delete_article("wheat-harvest")
+    # Deleted chunks are never shown even before the tick (their article record is gone); the tick drops
+    # them from the index, so they no longer take places in the top k either.
+    chunks = writer.store.count_chunks()
+    assert seconds_until(
+        lambda: reader_finds("wheat harvest tonnes", "wheat-harvest", None) and len(reader.index) == chunks, refresh
+    ) <= (refresh + 1)
+    assert not rebuilt  # every change came from the feed
+    assert len(reader.index) == len(writer.index) == writer.store.count_chunks()
+
+
+def test_a_replica_rebuilds_when_the_feed_no_longer_reaches_back(
+    open_service: OpenService, server_settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(rag.feed, "KEEP", 3)
+    monkeypatch.setattr(rag.feed, "_TRIM_EVERY", 1)
+    writer = open_service(server_settings)
+    lazy = open_service(server_settings.model_copy(update={"index_refresh_seconds": 3600}))
+    lazy.search("anything")
+    for i, article in enumerate(NEWS):
+        writer.ingest_paths([write_jsonl(tmp_path / f"n{i}.jsonl", [article])])
+    writer.delete_article("chess-final")
+    rebuilt = refuse_rebuild(monkeypatch)
+    lazy._checked_at -= 3600
+    assert lazy.search("Quistgaard")[0].article_id == "harbour-bridge"
+    assert rebuilt and "chess-final" not in {p.article_id for p in lazy.search("chess championship", k=20)}
+
+
+def test_a_writer_that_died_before_its_feed_entry_is_caught_by_a_rebuild(
+    open_service: OpenService, server_settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(rag.service, "_UNEXPLAINED_SECONDS", 0.5)
+    writer = open_service(server_settings)
+    reader = open_service(server_settings)
+    reader.search("anything")
+
+    def die(*_: Any, **__: Any) -> Any:
+        raise StoreError("the writer's process died here")
+
+    monkeypatch.setattr(writer.store.feed, "append", die)
+    assert writer.ingest_paths([write_jsonl(tmp_path / "news.jsonl", NEWS[:1])]).summary()["failed"] == 1
+    assert reader.search("Quistgaard") == []  # the token moved with no entry: a write may still be under way
+    rebuilt = refuse_rebuild(monkeypatch)
+    time.sleep(0.6)
+    assert reader.search("Quistgaard")[0].article_id == "harbour-bridge"  # the data were written: rebuilt
+    assert rebuilt
+
+
+def test_a_replica_rebuilds_when_the_server_goes_back_in_time(
+    open_service: OpenService, server_settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    writer = open_service(server_settings)
+    writer.ingest_paths([write_jsonl(tmp_path / "a.jsonl", NEWS[:1])])
+    writer.ingest_paths([write_jsonl(tmp_path / "b.jsonl", NEWS[1:2])])
+    reader = open_service(server_settings)
+    assert reader.index.feed_seq == 2
+    # A restore from a backup taken before those writes: the feed's head is behind the replica's position.
+    writer.delete_article("wheat-harvest")
+    writer.store.meta.upsert(ids=["feed"], embeddings=[[1.0]], metadatas=[{"head": 0, "floor": 0}])
+    writer.store.feed.entries.delete(where={"seq": {"$gte": 0}})
+    writer.store.meta.upsert(ids=["generation"], embeddings=[[1.0]], metadatas=[{"token": "restored"}])
+    rebuilt = refuse_rebuild(monkeypatch)
+    assert "wheat-harvest" not in {p.article_id for p in reader.search("wheat harvest", k=20)}
+    assert rebuilt and reader.index.generation == "restored"
+
+
+def test_replicas_carry_on_from_the_feed_after_the_server_restarts(
+    open_service: OpenService, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    port = free_port()
+    server = start_chroma(tmp_path, port)
+    try:
+        settings = make_settings(tmp_path / "data", chroma_url=f"http://127.0.0.1:{port}", index_refresh_seconds=0)
+        writer = open_service(settings)
+        reader = open_service(settings)
+        writer.ingest_paths([write_jsonl(tmp_path / "a.jsonl", NEWS[:2])])
+        assert reader.search("Quistgaard")[0].article_id == "harbour-bridge"
+        stop_chroma(server)
+        with pytest.raises(StoreError):  # the API answers 503 while the server is down
+            reader.search("Quistgaard")
+        server = start_chroma(tmp_path, port)
+        rebuilt = refuse_rebuild(monkeypatch)
+        assert reader.search("Quistgaard")[0].article_id == "harbour-bridge"
+        writer.ingest_paths([write_jsonl(tmp_path / "b.jsonl", NEWS[2:3])])
+        assert reader.search("chess championship")[0].article_id == "chess-final"
+        assert not rebuilt  # same token and feed after the restart: the replica went on from the feed
+    finally:
+        stop_chroma(server)
+
+
+def test_a_freshly_started_replica_fetches_only_what_was_written_after_its_start(
+    open_service: OpenService, server_settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    writer = open_service(server_settings)
+    for i, article in enumerate(NEWS[:3]):
+        writer.ingest_paths([write_jsonl(tmp_path / f"n{i}.jsonl", [article])])
+    reader = open_service(server_settings)  # a full rebuild: the feed's entries so far are in it
+    asked: list[list[str]] = []
+    original = reader.store.live_hashes
+
+    def spy(ids: Any = None) -> Any:
+        asked.append(list(ids or []))
+        return original(ids)
+
+    monkeypatch.setattr(reader.store, "live_hashes", spy)
+    writer.ingest_paths([write_jsonl(tmp_path / "last.jsonl", NEWS[3:])])
+    assert reader.search("volcanic ash flights")[0].article_id == "volcano-flights"
+    assert asked == [["volcano-flights"]]  # not the articles of the entries before its start

@@ -17,8 +17,7 @@ NEW = "The council voted to keep the Elmwood library branch open on Tuesday. Rea
 
 
 def chunk_texts(service: RagService, article_id: str) -> list[str]:
-    got = service.store.chunks.get(where={"article_id": article_id}, include=["documents"])
-    return list(got["documents"])
+    return [text or "" for _, text in service.store.chunk_texts(article_id)]
 
 
 def test_seeds_ingest_and_answer_the_sample_question(service: RagService) -> None:
