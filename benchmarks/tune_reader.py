@@ -64,6 +64,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sets", default="seed,wikinews,reader")
     parser.add_argument("--grid", default="small", choices=("small", "none"))
+    parser.add_argument("--try", dest="tries", action="append", default=[], metavar="FIELD=VALUE,...",
+                        help="Also score these weights (e.g. missing_names=0.4,threshold=0.4).")  # fmt: skip
     args = parser.parse_args()
 
     settings = Settings(_env_file=None)  # type: ignore[call-arg]
@@ -98,6 +100,12 @@ def main() -> None:
                 if objective(m) > best[0]:
                     best = (objective(m), w)
                     print(f"better {best[0]:.3f} {w} {json.dumps(m)}", file=sys.stderr)
+        for spec in args.tries:
+            w = replace(base, **{k: float(v) for k, v in (kv.split("=") for kv in spec.split(","))})
+            m = run(entries, w)
+            print(f"try {spec}: objective {objective(m):.3f} {json.dumps(m)}", file=sys.stderr)
+            if objective(m) > best[0]:
+                best = (objective(m), w)
         weights = best[1]
         print("\nchosen:", weights)
         print("dev:", json.dumps(run(entries, weights)))

@@ -327,20 +327,25 @@ def _shown(sentence: Sentence, source: Source) -> str:
     return neutralize(annotate_relative(text, source.published_at))
 
 
-def _missing_terms(question: str, sources: Sequence[Source]) -> list[str]:
-    """The question's names and numbers that no source mentions (for saying why it abstained)."""
-    present: set[str] = set()
-    for src in sources:
-        present.update(canonical(t) for t in keyword_tokens(f"{src.title} {src.text}"))
+def _salient(question: str) -> list[str]:
+    """The question's names and numbers (not its first word), as folded search terms."""
     first = re.match(r"\W*(\w+)", question)
     wanted = [
         canonical(t)
         for word in _SALIENT.findall(question)
         if not (first and word == first.group(1))
         for t in keyword_tokens(word)
-        if t not in _QUESTION_WORDS
+        if t not in _QUESTION_WORDS and len(t) > 1
     ]
-    return [t for t in dict.fromkeys(wanted) if t not in present]
+    return list(dict.fromkeys(wanted))
+
+
+def _missing_terms(question: str, sources: Sequence[Source]) -> list[str]:
+    """The question's names and numbers that no source mentions (for saying why it abstained)."""
+    present: set[str] = set()
+    for src in sources:
+        present.update(canonical(t) for t in keyword_tokens(f"{src.title} {src.text}"))
+    return [t for t in _salient(question) if t not in present]
 
 
 def _why_not(part: QuestionPart) -> str:

@@ -30,7 +30,7 @@ def _intent_window(intent: Intent | None, as_of: dt.date | None) -> tuple[int, i
     """Day numbers of the period a question is about, searched on its own (None: no such period)."""
     if intent is None or as_of is None:
         return None
-    if intent.kind == "window" and intent.start and intent.end:
+    if intent.kind in ("window", "timeline") and intent.start and intent.end:
         return day_number(intent.start - dt.timedelta(days=3)), day_number(min(intent.end, as_of))
     if intent.kind in RECENT_WINDOW:
         return day_number(as_of - dt.timedelta(days=RECENT_WINDOW[intent.kind])), day_number(as_of)

@@ -24,13 +24,15 @@ _MONTH_RE = "|".join(sorted(_MONTHS, key=len, reverse=True))
 
 _LATEST = re.compile(
     r"\b(?:latest|most recent(?:ly)?|newest|last known|current(?:ly)?|now|right now|as of now|so far|to date|"
-    r"up to date|still|at present|presently|these days|nowadays)\b",
+    r"up to date|still|at present|presently|these days|nowadays)\b"
+    # the present progressive of a running story: "who is winning", "where does the count stand"
+    r"|\b(?:is|are) (?:winning|leading|ahead|trailing|rising|growing|happening)\b|\bdoes .{3,60}? stand\b",
     re.I,
 )
 _RECENT = re.compile(r"\b(?:recent(?:ly)?|lately|new|this (?:week|month|year)|past (?:few )?(?:days|weeks))\b", re.I)
 _THIS_WEEK = re.compile(r"\b(?:this week|past (?:few )?days|in the last (?:few )?days|today|yesterday)\b", re.I)
 _TIMELINE = re.compile(
-    r"\b(?:timeline|chronology|what (?:has )?happened (?:with|to|in)|how did .{3,80}? (?:unfold|develop|evolve)|"
+    r"\b(?:timeline|chronology|what (?:has )?happened (?:with|to)|how did .{3,80}? (?:unfold|develop|evolve)|"
     r"sequence of events|(?:the )?story so far|what are the developments|developments (?:in|on|with))\b",
     re.I,
 )
@@ -41,6 +43,11 @@ _MONTH_YEAR = re.compile(
 )
 _MONTH_ALONE = re.compile(rf"\b(?:in|during|since|throughout|early|late|mid-?)\s+({_MONTH_RE})\b(?!\s+\d)", re.I)
 _YEAR = re.compile(r"\b(?:in|during|throughout|of|for)\s+((?:19|20)\d\d)\b", re.I)
+# "on 19 July", "on July 19" with no year: the one in the as-of day's year ("the 2026 final on 19 July").
+_DAY_MONTH = re.compile(
+    rf"\bon\s+(?:(\d{{1,2}})(?:st|nd|rd|th)?\s+({_MONTH_RE})|({_MONTH_RE})\s+(\d{{1,2}})(?:st|nd|rd|th)?)\b", re.I
+)
+_ANY_YEAR = re.compile(r"\b((?:19|20)\d\d)\b")
 
 # Half-lives of the recency prior, in days. "latest"/"this week" questions want the newest reports on a story;
 # "recently" is looser. Chosen on evals/time.jsonl (the eval report shows the R@k with and without the prior).
@@ -72,6 +79,7 @@ def parse_intent(question: str, as_of: dt.date) -> Intent:
     """The temporal intent of a question: an explicit window, "latest"/"recent", a timeline, or none."""
     q = question
     window: tuple[dt.date, dt.date] | None = None
+    timeline = bool(_TIMELINE.search(q))
     if m := _MONTH_YEAR.search(q):
         day = m.group(1) or m.group(3)
         year, month = int(m.group(4)), _MONTHS[m.group(2).lower()]
@@ -80,6 +88,12 @@ def parse_intent(question: str, as_of: dt.date) -> Intent:
             window = (when, when)
         else:
             window = _month_window(year, month)
+    elif m := _DAY_MONTH.search(q):
+        day, month = int(m.group(1) or m.group(4)), _MONTHS[(m.group(2) or m.group(3)).lower()]
+        named = _ANY_YEAR.search(q)
+        year = int(named.group(1)) if named else as_of.year
+        if 1 <= day <= calendar.monthrange(year, month)[1]:
+            window = (dt.date(year, month, day), dt.date(year, month, day))
     elif m := _YEAR.search(q):
         year = int(m.group(1))
         window = (dt.date(year, 1, 1), dt.date(year, 12, 31))
@@ -98,10 +112,10 @@ def parse_intent(question: str, as_of: dt.date) -> Intent:
             window = (dt.date(as_of.year - 1, 1, 1), dt.date(as_of.year - 1, 12, 31))
     elif _FUTURE.search(q):
         return Intent("window", as_of + dt.timedelta(days=1), as_of + dt.timedelta(days=31), future=True)
+    if timeline:  # "a timeline of ... in 2019": the story in order, favouring that window when one is named
+        return Intent("timeline", *(window or (None, None)))
     if window is not None:
         return Intent("window", window[0], window[1], future=window[0] > as_of)
-    if _TIMELINE.search(q):
-        return Intent("timeline")
     if _THIS_WEEK.search(q):
         return Intent("latest", as_of - dt.timedelta(days=7), as_of)
     if _LATEST.search(q):
@@ -113,9 +127,9 @@ def parse_intent(question: str, as_of: dt.date) -> Intent:
 
 def prior(intent: Intent, published: dt.date | None, as_of: dt.date) -> float:
     """The recency prior of an article, in [0, 1] (1 for no intent: every article alike)."""
-    if intent.kind in ("none", "timeline") or published is None:
+    if intent.kind == "none" or (intent.kind == "timeline" and intent.start is None) or published is None:
         return 1.0 if published is not None or intent.kind in ("none", "timeline") else 0.5
-    if intent.kind == "window" and intent.start and intent.end:
+    if intent.kind in ("window", "timeline") and intent.start and intent.end:
         if intent.start <= published <= intent.end:
             return 1.0
         gap = (intent.start - published).days if published < intent.start else (published - intent.end).days

@@ -14,9 +14,10 @@ from typing import Any
 
 import httpx
 import pytest
+from api_support import read_sse
 from attack import AUTH, api_settings
 from conftest import make_settings
-from test_api import LiveServer, read_sse
+from servers import LiveServer
 
 from rag.api.app import create_app
 from rag.documents import build_article

@@ -18,10 +18,11 @@ from typing import Any
 import httpx
 import openai
 import pytest
+from api_support import assert_error
 from attack import AUTH, BRIDGE_QUESTION, KEY, ORIGIN, api_settings, client, newsroom
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.testclient import TestClient
-from test_api import LiveServer, assert_error
+from servers import LiveServer
 
 from rag.api import routes_web
 from rag.api.app import create_app
@@ -383,7 +384,6 @@ def _urls(html: str) -> list[str]:
     return re.findall(r'(?:src|href)="(https?://[^"]+)"', html)
 
 
-@pytest.mark.xfail(strict=True, reason="/docs assets are served locally by the first-contact change, not merged yet")
 def test_docs_page_loads_nothing_from_outside(api: TestClient) -> None:
     page = api.get("/docs")
     assert "http" not in page.headers["content-security-policy"]
