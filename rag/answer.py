@@ -35,7 +35,7 @@ from rag.citations import (
     neutralize,
     source_sentences,
 )
-from rag.condense import accept_rewrite, condense_locally, needs_context
+from rag.condense import accept_rewrite, condense_locally
 from rag.embeddings import Embedder
 from rag.errors import RagError, UpstreamError
 from rag.extractive import ExtractiveAnswerer, focus
@@ -229,9 +229,8 @@ class AnswerEngine:
             yield event
 
     async def _condense(self, question: str, history: Sequence[ChatTurn], mode: Mode) -> str:
-        if not needs_context(question):
-            return question  # a stand-alone question is asked as it is, whatever came before it
         if mode != "llm" or self.chat_model is None:
+            # Without a model, history is used only when the question cannot stand alone (rag/condense.py).
             return condense_locally(question, history)
         transcript = "\n".join(f"{t.role}: {t.content}" for t in history[-8:])
         chain = load_prompt("condense") | self.chat_model() | StrOutputParser()

@@ -117,3 +117,32 @@ def test_injected_article_does_not_take_over(service: RagService) -> None:
             assert_invariants(service, answer)
     finally:
         service.delete_article("evil-1")
+
+
+RESOLVED_DATE = re.compile(r" \((?:\d{1,2} [A-Z][a-z]+ \d{4}|the week (?:before|of) [^)]*|[A-Z][a-z]+ \d{4}|\d{4})\)")
+
+
+def test_no_kept_claim_lacks_its_particulars_on_the_dev_questions(service: RagService) -> None:
+    """The real model, the seed set's stand-alone questions: every kept claim's numbers, dates, quoted strings and
+    names are in the span its citation quotes (or the claim was reduced to that quote)."""
+    import json
+
+    from rag.citations import holds, particulars
+
+    questions = [
+        item["question"]
+        for item in map(json.loads, (SEEDS.parent / "evals" / "seed.jsonl").read_text(encoding="utf-8").splitlines())
+        if item["answerable"] and not item["history"] and "injection" not in item["tags"]
+    ][:12]
+    kept = 0
+    for question in questions:
+        answer = service.ask(question, mode="llm")
+        assert_invariants(service, answer)
+        quotes = {c.number: c.quote for c in answer.citations}
+        for claim, number in re.findall(r"(.+?)\s*\[(\d+)\]\s*", answer.text):
+            # What the service adds to a claim: the "As of" opening and the dates it resolves from relative ones.
+            claim = re.sub(r"^As of [^:]+: ", "", claim.strip())
+            claim = RESOLVED_DATE.sub("", claim)
+            kept += 1
+            assert holds(particulars(claim.strip("“”")), quotes[int(number)]), (question, claim, quotes[int(number)])
+    assert kept, "the model kept at least one claim over twelve questions"
