@@ -144,7 +144,11 @@ _ORG_WORDS = (
 _ORG = re.compile(
     rf"(?:\b(?:{_CAP})\s+)*\b(?:{_ORG_WORDS})\b(?:\s+(?:of|for)\s+(?:the\s+)?(?:{_CAP})(?:\s+{_CAP})*)?|\b[A-Z]{{2,6}}\b"
 )
-_QUOTE = re.compile(r"[“\"][^”\"]{12,}[”\"]|\b(?:said|says|told|stated|added|described|called|wrote|warned)\b")
+# A quotation, closed or not (a quote running over several sentences opens in one and closes in another), or a
+# verb of saying.
+_QUOTE = re.compile(
+    r"[“\"][^”\"]{12,}|[^“\"]{12,}[”\"]|\b(?:said|says|told|stated|added|described|called|wrote|warned)\b"
+)
 _REASON = re.compile(
     r"\b(?:because|due to|as a result|caused by|blamed|owing to|led to|following|after|since|reason|"
     r"in response to|in protest|amid|so that|in order to|attributed)\b",

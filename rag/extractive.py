@@ -199,12 +199,16 @@ class ExtractiveAnswerer:
         weights = term_weights(part.text)
         q_words = {t for t in re.findall(r"\w+", part.text.lower())} | set(weights)
         q_vector = self.embedder.embed([f"{context} {part.context} {part.text}".strip()])[0]
+        # "What did Babushkin say about X?": the quoted sentence is about X, and the speaker is usually named in
+        # the attribution around it ("..., he said"), so names count in the neighbourhood only.
+        said_weights = {t: w for t, w in weights.items() if w < 2.0} if part.type == "quote" else weights
+        said_weights = said_weights or weights
         scored: list[tuple[float, int, _Candidate]] = []
         for i, c in enumerate(candidates):
             if c.excluded or not carries(part.type, c.sentence.text, q_words):
                 continue
             semantic = float(c.vector @ q_vector)
-            lexical = weighted_overlap(weights, c.tokens)
+            lexical = weighted_overlap(said_weights, c.tokens)
             around = c.tokens | c.title_tokens | (c.previous.tokens if c.previous else set())
             context_semantic = float(c.previous.vector @ q_vector) if c.previous else 0.0
             score = (

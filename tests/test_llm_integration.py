@@ -138,11 +138,14 @@ def test_no_kept_claim_lacks_its_particulars_on_the_dev_questions(service: RagSe
     for question in questions:
         answer = service.ask(question, mode="llm")
         assert_invariants(service, answer)
-        quotes = {c.number: c.quote for c in answer.citations}
+        quotes: dict[int, list[str]] = {}
+        for c in answer.citations:
+            quotes.setdefault(c.number, []).append(c.quote)
         for claim, number in re.findall(r"(.+?)\s*\[(\d+)\]\s*", answer.text):
             # What the service adds to a claim: the "As of" opening and the dates it resolves from relative ones.
             claim = re.sub(r"^As of [^:]+: ", "", claim.strip())
             claim = RESOLVED_DATE.sub("", claim)
             kept += 1
-            assert holds(particulars(claim.strip("“”")), quotes[int(number)]), (question, claim, quotes[int(number)])
+            needed = particulars(claim.strip("“”"))
+            assert any(holds(needed, q) for q in quotes[int(number)]), (question, claim, quotes[int(number)])
     assert kept, "the model kept at least one claim over twelve questions"
