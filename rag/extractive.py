@@ -149,6 +149,7 @@ class _Candidate:
     vector: np.ndarray
     previous: _Candidate | None
     title_tokens: set[str]
+    passage_tokens: set[str]  # every retrieved passage of its article, and the title
     rank: int
     excluded: bool
 
@@ -203,6 +204,7 @@ class ExtractiveAnswerer:
         # the attribution around it ("..., he said"), so names count in the neighbourhood only.
         said_weights = {t: w for t, w in weights.items() if w < 2.0} if part.type == "quote" else weights
         said_weights = said_weights or weights
+        speakers = {t for t, w in weights.items() if w >= 2.0} if part.type == "quote" else set()
         scored: list[tuple[float, int, _Candidate]] = []
         for i, c in enumerate(candidates):
             if c.excluded or not carries(part.type, c.sentence.text, q_words):
@@ -210,6 +212,8 @@ class ExtractiveAnswerer:
             semantic = float(c.vector @ q_vector)
             lexical = weighted_overlap(said_weights, c.tokens)
             around = c.tokens | c.title_tokens | (c.previous.tokens if c.previous else set())
+            if speakers and len(speakers & c.passage_tokens) * 2 < len(speakers):
+                continue  # a quote, but nobody the question names is in its article's passages
             context_semantic = float(c.previous.vector @ q_vector) if c.previous else 0.0
             score = (
                 w.semantic * semantic
@@ -265,6 +269,13 @@ class ExtractiveAnswerer:
         sentences = source_sentences(sources)
         vectors = self._vectors(sentences) if sentences else np.zeros((0, 1))
         titles = {s.number: {canonical(t) for t in content_tokens(s.title)} for s in sources}
+        # What each article's retrieved passages say, together: a quote's speaker is often named a paragraph away.
+        by_article: dict[str, set[str]] = {}
+        for src in sources:
+            by_article.setdefault(src.article_id, set()).update(
+                canonical(t) for t in content_tokens(f"{src.title} {src.text}")
+            )
+        passages = {src.number: by_article[src.article_id] for src in sources}
         out: list[_Candidate] = []
         previous: dict[int, _Candidate] = {}
         for sentence, vector in zip(sentences, vectors, strict=True):
@@ -278,6 +289,7 @@ class ExtractiveAnswerer:
                 vector,
                 before,
                 titles[sentence.number],
+                passages[sentence.number],
                 sentence.number,
                 is_question_or_heading(sentence.text) or len(sentence.text) < 15,
             )
