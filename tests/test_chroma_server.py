@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
-import socket
-import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -14,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import chromadb.api.types
-import httpx
 import pytest
 from chromadb.utils.embedding_functions.onnx_mini_lm_l6_v2 import ONNXMiniLM_L6_V2
 from conftest import NEWS, SEED_ID, SEED_QUESTION, SEEDS, OpenService, make_settings, write_jsonl
@@ -37,47 +32,6 @@ def chroma_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     server = ChromaServer(tmp_path_factory.mktemp("chroma-server")).start()
     yield server.url
     server.stop()
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def start_chroma(folder: Path, port: int) -> subprocess.Popen[bytes]:
-    """`chroma run` on 127.0.0.1:port with its data in folder/db, once it answers its heartbeat."""
-    chroma = shutil.which("chroma") or str(Path(sys.executable).with_name("chroma"))
-    url = f"http://127.0.0.1:{port}"
-    log = (folder / "server.log").open("ab")
-    process = subprocess.Popen(
-        [chroma, "run", "--host", "127.0.0.1", "--port", str(port), "--path", str(folder / "db")],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    log.close()
-    deadline = time.monotonic() + 60
-    while True:
-        if process.poll() is not None:
-            pytest.fail(f"chroma run exited with {process.returncode}: {(folder / 'server.log').read_text()[-2000:]}")
-        try:
-            if httpx.get(f"{url}/api/v2/heartbeat", timeout=1).status_code == 200:
-                return process
-        except httpx.TransportError:
-            pass
-        if time.monotonic() > deadline:
-            stop_chroma(process)
-            pytest.fail("chroma run did not answer its heartbeat within 60 s")
-        time.sleep(0.1)
-
-
-def stop_chroma(process: subprocess.Popen[bytes]) -> None:
-    process.terminate()
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-
-
 @pytest.fixture
 def server_settings(chroma_url: str, tmp_path: Path) -> Settings:
     """Settings for a fresh collection on the shared server; replicas check for others' writes on every search."""
@@ -412,25 +366,24 @@ def test_a_replica_rebuilds_when_the_server_goes_back_in_time(
 def test_replicas_carry_on_from_the_feed_after_the_server_restarts(
     open_service: OpenService, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    port = free_port()
-    server = start_chroma(tmp_path, port)
+    server = ChromaServer(tmp_path).start()
     try:
-        settings = make_settings(tmp_path / "data", chroma_url=f"http://127.0.0.1:{port}", index_refresh_seconds=0)
+        settings = make_settings(tmp_path / "data", chroma_url=server.url, index_refresh_seconds=0)
         writer = open_service(settings)
         reader = open_service(settings)
         writer.ingest_paths([write_jsonl(tmp_path / "a.jsonl", NEWS[:2])])
         assert reader.search("Quistgaard")[0].article_id == "harbour-bridge"
-        stop_chroma(server)
+        server.stop()
         with pytest.raises(StoreError):  # the API answers 503 while the server is down
             reader.search("Quistgaard")
-        server = start_chroma(tmp_path, port)
+        server.start()  # same port, same data
         rebuilt = refuse_rebuild(monkeypatch)
         assert reader.search("Quistgaard")[0].article_id == "harbour-bridge"
         writer.ingest_paths([write_jsonl(tmp_path / "b.jsonl", NEWS[2:3])])
         assert reader.search("chess championship")[0].article_id == "chess-final"
         assert not rebuilt  # same token and feed after the restart: the replica went on from the feed
     finally:
-        stop_chroma(server)
+        server.stop()
 
 
 def test_a_freshly_started_replica_fetches_only_what_was_written_after_its_start(
