@@ -16,7 +16,7 @@ import re
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -101,7 +101,6 @@ class Weights:
     rank: float = 0.04  # the passage's retrieval rank (1/rank)
     threshold: float = 0.36  # below this the best candidate is not an answer: abstain
     second: float = 0.97  # a second sentence for one part only when it scores this close to the first
-    extras: dict[str, float] = field(default_factory=dict)
 
 
 def canonical(token: str) -> str:

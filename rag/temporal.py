@@ -29,7 +29,8 @@ _LATEST = re.compile(
     r"|\b(?:is|are) (?:winning|leading|ahead|trailing|rising|growing|happening)\b|\bdoes .{3,60}? stand\b",
     re.I,
 )
-_RECENT = re.compile(r"\b(?:recent(?:ly)?|lately|new|this (?:week|month|year)|past (?:few )?(?:days|weeks))\b", re.I)
+# Not "new": it is in "New Delhi" and "the new envoy", neither of which asks for recent reports.
+_RECENT = re.compile(r"\b(?:recent(?:ly)?|lately|this (?:week|month|year)|past (?:few )?(?:days|weeks))\b", re.I)
 _THIS_WEEK = re.compile(r"\b(?:this week|past (?:few )?days|in the last (?:few )?days|today|yesterday)\b", re.I)
 _TIMELINE = re.compile(
     r"\b(?:timeline|chronology|what (?:has )?happened (?:with|to)|how did .{3,80}? (?:unfold|develop|evolve)|"

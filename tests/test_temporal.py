@@ -30,6 +30,7 @@ AS_OF = dt.date(2020, 3, 14)  # a Saturday
         ("Give me a timeline of the impeachment", "timeline", None, None, False),
         ("What happened with the Boeing 737 MAX?", "timeline", None, None, False),
         ("Who is the president of France?", "none", None, None, False),
+        ("What did the new envoy in New Delhi say?", "none", None, None, False),
     ],
 )
 def test_intent_is_read_relative_to_the_as_of_day(
